@@ -1,0 +1,305 @@
+"""The only module that imports a CEL runtime: cel-expr-python (``cpp``) and cel-python (``python``).
+
+Both runtimes see the same plain JSON-like data and the same small table of functions:
+
+| function        | meaning                                                        |
+|-----------------|----------------------------------------------------------------|
+| ``days(n)``     | a duration of ``n`` days (CEL durations have no day unit)      |
+| ``to_days(d)``  | a duration as a number of days (double)                        |
+| ``fmt(x)``      | a value for messages: ``58.6d``, ``48,151``, ``2025-06-30 00:00 UTC``, lists joined |
+
+Policies stay in the subset both runtimes implement: every expression is also checked by
+cel-expr-python's type checker (no extensions), whichever backend evaluates it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+BackendName = Literal["cpp", "python"]
+
+# Every variable a policy may reference; all are always bound ({} when not applicable).
+VARIABLES = (
+    "now",
+    "portfolio",
+    "model",
+    "version",
+    "deployment",
+    "signoff",
+    "exception",
+    "endpoint",
+    "roster",
+    "teams",
+    "measured",
+    "history",
+    "old",
+    "change",
+)
+# Names that exist only while checking the authored text; the engine inlines them.
+INLINED = ("params", "variables")
+
+
+class CelCompileError(Exception):
+    def __init__(self, line: int, column: int, message: str) -> None:
+        super().__init__(f"{line}:{column}: {message}")
+        self.line = line
+        self.column = column
+        self.message = message
+
+
+class CelEvalError(Exception):
+    """An expression could not be evaluated (missing key, wrong type, overflow...)."""
+
+
+# ---------------------------------------------------------------------------- shared functions
+
+
+def days(n: float) -> timedelta:
+    return timedelta(days=float(n))
+
+
+def to_days(d: timedelta) -> float:
+    return d.total_seconds() / 86400.0
+
+
+def fmt(value: Any) -> str:
+    """Render a value for a human message, the same way on both backends."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, timedelta):
+        total = value.total_seconds()
+        sign = "-" if total < 0 else ""
+        total = abs(total)
+        if total >= 86400:
+            return f"{sign}{total / 86400:.1f}d"
+        if total >= 3600:
+            return f"{sign}{total / 3600:.1f}h"
+        return f"{sign}{total:.0f}s"
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    if isinstance(value, list | tuple):
+        return ", ".join(fmt(v) for v in value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if value.is_integer() and abs(value) >= 1000:
+            return f"{value:,.0f}"
+        if value.is_integer():
+            return f"{value:.0f}"
+        return f"{value:,.2f}".rstrip("0").rstrip(".") if abs(value) >= 1 else f"{value:.3g}"
+    return str(value)
+
+
+# ---------------------------------------------------------------------------- error texts
+
+_KEY_CPP = re.compile(r'Key not found in map : "?([^"]*)"?')
+_KEY_PY = re.compile(r"no such member in mapping: '([^']*)'")
+
+
+def explain_error(raw: str) -> str:
+    """One wording for evaluation errors, whichever runtime raised them."""
+    for pattern in (_KEY_CPP, _KEY_PY):
+        match = pattern.search(raw)
+        if match:
+            return f"missing field '{match.group(1)}'"
+    if "overload" in raw.lower():
+        return "no such function or operator for these argument types (" + raw.split(":")[-1].strip() + ")"
+    if "division by zero" in raw.lower() or "divide by zero" in raw.lower():
+        return "division by zero"
+    return raw.strip().splitlines()[0] if raw.strip() else "evaluation error"
+
+
+_CPP_ERROR = re.compile(r"ERROR: <input>:(\d+):(\d+): (.*)")
+
+
+def _cpp_compile_error(exc: Exception) -> CelCompileError:
+    match = _CPP_ERROR.search(str(exc))
+    if match:
+        return CelCompileError(int(match.group(1)), int(match.group(2)), match.group(3).strip())
+    return CelCompileError(1, 1, str(exc).strip().splitlines()[0])
+
+
+# ---------------------------------------------------------------------------- backends
+
+
+@dataclass
+class Checker:
+    """cel-expr-python's parser and type checker over the authored expression."""
+
+    env: Any
+
+    @classmethod
+    def create(cls) -> Checker | None:
+        try:
+            from cel_expr_python import cel
+        except ImportError:
+            return None
+        names = dict.fromkeys((*VARIABLES, *INLINED), cel.Type.DYN)
+        names["now"] = cel.Type.TIMESTAMP
+        return cls(cel.NewEnv(variables=names, functions=_cpp_functions(cel)))
+
+    def check(self, source: str, want: Literal["bool", "string", "any"]) -> None:
+        try:
+            program = self.env.compile(source)
+        except RuntimeError as exc:
+            raise _cpp_compile_error(exc) from None
+        if want == "any":
+            return
+        kind = str(program.return_type()).rsplit(".", 1)[-1].upper()
+        expected = "BOOL" if want == "bool" else "STRING"
+        if kind not in (expected, "DYN"):
+            raise CelCompileError(1, 1, f"expression gives {kind.lower()}, expected {want}")
+
+
+def _cpp_functions(cel: Any) -> list[Any]:
+    t = cel.Type
+    fmt_overloads = [
+        cel.Overload(f"fmt_{name}", return_type=t.STRING, parameters=[typ], impl=fmt)
+        for name, typ in (
+            ("int", t.INT),
+            ("uint", t.UINT),
+            ("double", t.DOUBLE),
+            ("string", t.STRING),
+            ("bool", t.BOOL),
+            ("duration", t.DURATION),
+            ("timestamp", t.TIMESTAMP),
+            ("list", t.LIST),
+        )
+    ]
+    return [
+        cel.FunctionDecl(
+            "days",
+            [
+                cel.Overload("days_int", return_type=t.DURATION, parameters=[t.INT], impl=days),
+                cel.Overload("days_double", return_type=t.DURATION, parameters=[t.DOUBLE], impl=days),
+            ],
+        ),
+        cel.FunctionDecl(
+            "to_days",
+            [cel.Overload("to_days_duration", return_type=t.DOUBLE, parameters=[t.DURATION], impl=to_days)],
+        ),
+        cel.FunctionDecl("fmt", fmt_overloads),
+    ]
+
+
+class CppBackend:
+    """cel-expr-python: Google's C++ CEL runtime. One Activation per target, reused."""
+
+    name: BackendName = "cpp"
+
+    def __init__(self) -> None:
+        from cel_expr_python import cel
+
+        self._cel = cel
+        names = dict.fromkeys(VARIABLES, cel.Type.DYN)
+        names["now"] = cel.Type.TIMESTAMP
+        self._env = cel.NewEnv(variables=names, functions=_cpp_functions(cel))
+        self._error = cel.Type.ERROR
+
+    def compile(self, source: str) -> Any:
+        try:
+            return self._env.compile(source)
+        except RuntimeError as exc:
+            raise _cpp_compile_error(exc) from None
+
+    def activation(self, data: dict[str, Any]) -> Any:
+        return self._env.Activation(data=data)
+
+    def evaluate(self, program: Any, activation: Any) -> Any:
+        try:
+            value = program.eval(activation)
+        except RuntimeError as exc:  # budget, recursion and other runtime failures
+            raise CelEvalError(explain_error(str(exc))) from None
+        if value.type() == self._error:
+            raise CelEvalError(explain_error(str(value.value())))
+        return value.plain_value()
+
+
+class PythonBackend:
+    """cel-python's tree-walking interpreter: the reference, and the fallback without wheels."""
+
+    name: BackendName = "python"
+
+    def __init__(self) -> None:
+        import celpy
+        from celpy import celtypes
+
+        self._celpy: Any = celpy
+        self._types = celtypes
+        self._env = celpy.Environment()
+        self._functions: dict[str, Any] = {
+            "days": lambda n: celtypes.DurationType(seconds=int(float(n) * 86400)),
+            "to_days": lambda d: celtypes.DoubleType(
+                timedelta(seconds=d.total_seconds()).total_seconds() / 86400.0
+            ),
+            "fmt": lambda x: celtypes.StringType(fmt(self._plain(x))),
+        }
+
+    def compile(self, source: str) -> Any:
+        try:
+            ast = self._env.compile(source)
+        except self._celpy.CELParseError as exc:
+            line = getattr(exc, "line", None) or 1
+            column = (getattr(exc, "column", None) or 0) + 1
+            raise CelCompileError(line, column, str(exc.args[0]).splitlines()[0] or "syntax error") from None
+        return self._env.program(ast, functions=self._functions)
+
+    def activation(self, data: dict[str, Any]) -> Any:
+        converted: dict[str, Any] = {}
+        for name, value in data.items():
+            if name == "now":
+                converted[name] = self._types.TimestampType(value)
+            else:
+                converted[name] = self._celpy.json_to_cel(value)
+        return converted
+
+    def evaluate(self, program: Any, activation: Any) -> Any:
+        try:
+            value = program.evaluate(activation)
+        except self._celpy.CELEvalError as exc:
+            raise CelEvalError(explain_error(str(exc.args[0]) if exc.args else str(exc))) from None
+        except (RecursionError, OverflowError, ValueError, TypeError, ZeroDivisionError) as exc:
+            raise CelEvalError(explain_error(str(exc))) from None
+        if isinstance(value, self._celpy.CELEvalError):
+            raise CelEvalError(explain_error(str(value.args[0]) if value.args else str(value)))
+        return self._plain(value)
+
+    def _plain(self, value: Any) -> Any:
+        t = self._types
+        if isinstance(value, t.BoolType):
+            return bool(value)
+        if isinstance(value, t.IntType | t.UintType):
+            return int(value)
+        if isinstance(value, t.DoubleType):
+            return float(value)
+        if isinstance(value, t.StringType):
+            return str(value)
+        if isinstance(value, t.DurationType):
+            return timedelta(seconds=value.total_seconds())
+        if isinstance(value, t.TimestampType):
+            return datetime.fromtimestamp(value.timestamp(), tz=UTC)
+        if isinstance(value, t.ListType):
+            return [self._plain(v) for v in value]
+        if isinstance(value, t.MapType):
+            return {self._plain(k): self._plain(v) for k, v in value.items()}
+        if value is None or isinstance(value, t.NullType):
+            return None
+        return value
+
+
+Backend = CppBackend | PythonBackend
+
+
+def create_backend(choice: Literal["auto", "cpp", "python"]) -> Backend:
+    """``auto`` prefers cel-expr-python and falls back to cel-python only if it cannot import."""
+    if choice == "python":
+        return PythonBackend()
+    if choice == "cpp":
+        return CppBackend()
+    try:
+        return CppBackend()
+    except ImportError:
+        return PythonBackend()

@@ -1,0 +1,278 @@
+"""The evaluation core: a pure function from targets, policies and facts to findings. No I/O."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from policy_engine.cel import VARIABLES, Backend, CelEvalError, fmt
+from policy_engine.errors import json_path
+from policy_engine.models.policy import SEVERITY_RANK
+from policy_engine.models.portfolio import PolicyException
+from policy_engine.models.report import Finding, Location, Status
+from policy_engine.policies import CompiledPolicy, CompiledValidation
+from policy_engine.targets import Target, TargetSet
+from policy_engine.waivers import is_active
+
+Context = Literal["pre-commit", "pull-request", "audit"]
+FailOn = Literal["error", "warning", "never"]
+FACT_KINDS = ("measured", "history", "old", "change")
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    """Data from outside the manifest, by target id. A kind absent from ``available`` is unknown."""
+
+    measured: dict[str, dict[str, Any]] = field(default_factory=dict)
+    history: dict[str, dict[str, Any]] = field(default_factory=dict)
+    old: dict[str, dict[str, Any]] = field(default_factory=dict)
+    change: dict[str, dict[str, Any]] = field(default_factory=dict)
+    available: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    as_of: datetime
+    context: Context
+    fail_on: FailOn = "error"
+    keep_all: bool = False
+
+
+@dataclass(slots=True)
+class Outcome:
+    """Findings kept for the report plus counts of everything, including unlisted passes/skips."""
+
+    findings: list[Finding] = field(default_factory=list)
+    by_status: Counter[str] = field(default_factory=Counter)
+    by_severity: Counter[str] = field(default_factory=Counter)
+
+
+_MISSING_REASON = {
+    "measured": "no measured residency for this target",
+    "history": "no git history (run inside a git repository)",
+    "change": "not a pull-request run (use --base)",
+}
+
+
+def fingerprint(policy_id: str, target: str, validation: str) -> str:
+    text = "\x1f".join((policy_id, target, validation))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def enforcement_level(policy: CompiledPolicy, context: Context) -> Literal["advisory", "soft", "hard"]:
+    """Explicit per-context level, else error → soft and warning/info → advisory."""
+    explicit = policy.policy.doc.spec.enforcement
+    if explicit is not None:
+        level = {
+            "pre-commit": explicit.pre_commit,
+            "pull-request": explicit.pull_request,
+            "audit": explicit.audit,
+        }[context]
+        if level is not None:
+            return level
+    return "soft" if policy.policy.doc.metadata.severity == "error" else "advisory"
+
+
+def is_blocking(status: Status, severity: str, level: str, fail_on: FailOn) -> bool:
+    """Errors block whatever their level (fail closed); failures block per level and --fail-on."""
+    if fail_on == "never" or status not in ("fail", "error"):
+        return False
+    if status == "error":
+        return True
+    return level != "advisory" and SEVERITY_RANK[severity] >= SEVERITY_RANK[fail_on]
+
+
+def evaluate(
+    targets: TargetSet,
+    policies: list[CompiledPolicy],
+    backend: Backend,
+    settings: Settings,
+    facts: Facts,
+    exceptions: list[PolicyException],
+) -> Outcome:
+    outcome = Outcome()
+    waivers = _active_waivers(exceptions, settings.as_of)
+    by_scope: dict[str, list[CompiledPolicy]] = {}
+    for policy in policies:
+        by_scope.setdefault(policy.policy.doc.spec.scope, []).append(policy)
+    base: dict[str, Any] = {name: {} for name in VARIABLES}
+    base.update(targets.shared)
+    base["now"] = settings.as_of
+    for scope, scoped in by_scope.items():
+        for target in targets.by_scope.get(scope, []):
+            data = dict(base)
+            data.update(target.data)
+            for kind in FACT_KINDS:
+                data[kind] = getattr(facts, kind).get(target.id, {})
+            activation = backend.activation(data)
+            for policy in scoped:
+                for finding in _evaluate_policy(
+                    policy, target, data, activation, backend, settings, facts, waivers
+                ):
+                    outcome.by_status[finding.status] += 1
+                    if finding.status in ("fail", "error"):
+                        outcome.by_severity[finding.severity] += 1
+                    if settings.keep_all or finding.status not in ("pass", "skip"):
+                        outcome.findings.append(finding)
+    outcome.findings.sort(
+        key=lambda f: (
+            f.location.file or "",
+            f.location.line or 0,
+            f.policy_id,
+            f.target,
+            f.validation,
+        )
+    )
+    return outcome
+
+
+def _active_waivers(exceptions: list[PolicyException], as_of: datetime) -> dict[tuple[str, str], str]:
+    return {(e.policy, e.target): e.id for e in exceptions if e.target is not None and is_active(e, as_of)}
+
+
+def _evaluate_policy(
+    policy: CompiledPolicy,
+    target: Target,
+    data: dict[str, Any],
+    activation: Any,
+    backend: Backend,
+    settings: Settings,
+    facts: Facts,
+    waivers: dict[tuple[str, str], str],
+) -> Iterator[Finding]:
+    meta = policy.policy.doc.metadata
+    level = enforcement_level(policy, settings.context)
+
+    def make(validation: CompiledValidation, status: Status, message: str, **extra: Any) -> Finding:
+        exception_id = None
+        if status == "fail" and level != "hard":
+            exception_id = waivers.get((policy.id, target.id))
+            if exception_id is not None:
+                status = "waived"
+        return Finding(
+            fingerprint=fingerprint(policy.id, target.id, validation.key),
+            policy_id=policy.id,
+            validation=validation.key,
+            target=target.id,
+            model=target.model,
+            version=target.version,
+            deployment=target.deployment,
+            status=status,
+            severity=meta.severity,
+            enforcement=level,
+            blocking=is_blocking(status, meta.severity, level, settings.fail_on),
+            exception_id=exception_id,
+            message=message,
+            location=_location(target),
+            **extra,
+        )
+
+    for requirement in policy.policy.doc.spec.requires:
+        if not data.get(requirement):
+            reason = _MISSING_REASON[requirement]
+            for validation in policy.validations:
+                yield make(validation, "skip", f"skipped: {reason}", skip_reason=reason)
+            return
+    if policy.match is not None:
+        try:
+            applies = backend.evaluate(policy.match, activation)
+        except CelEvalError as exc:
+            for validation in policy.validations:
+                yield make(
+                    validation,
+                    "error",
+                    f"{policy.id} could not decide whether it applies to {target.id}: {exc}",
+                    remediation=_fix_error(exc),
+                    values=_values(policy, activation, backend),
+                )
+            return
+        if applies is not True:
+            reason = "not applicable (match is false)" if applies is False else "match did not give a boolean"
+            status: Status = "skip" if applies is False else "error"
+            for validation in policy.validations:
+                yield make(validation, status, reason, skip_reason=reason if status == "skip" else None)
+            return
+    for validation in policy.validations:
+        try:
+            result = backend.evaluate(validation.program, activation)
+        except CelEvalError as exc:
+            yield make(
+                validation,
+                "error",
+                f"{policy.id} could not be evaluated on {target.id}: {exc}",
+                remediation=_fix_error(exc),
+                values=_values(policy, activation, backend),
+            )
+            continue
+        if result is True:
+            yield make(validation, "pass", validation.message)
+        elif result is False:
+            yield make(
+                validation,
+                "fail",
+                _message(validation, activation, backend),
+                remediation=validation.remediation,
+                values=_values(policy, activation, backend),
+            )
+        else:
+            yield make(
+                validation,
+                "error",
+                f"{policy.id} validation {validation.key} gave {type(result).__name__}, not a boolean",
+                values=_values(policy, activation, backend),
+            )
+
+
+def _message(validation: CompiledValidation, activation: Any, backend: Backend) -> str:
+    """The messageExpression when it evaluates to a one-line string, else the static message."""
+    if validation.message_program is not None:
+        try:
+            text = backend.evaluate(validation.message_program, activation)
+        except CelEvalError:
+            return validation.message
+        if isinstance(text, str) and text.strip() and "\n" not in text.strip():
+            return text.strip()
+    return validation.message
+
+
+def _fix_error(exc: CelEvalError) -> str:
+    text = str(exc)
+    if text.startswith("missing field"):
+        return f"Add the {text.removeprefix('missing ')} to the target, or guard the expression with has()."
+    return "Fix the policy expression or the data it reads; an unevaluable policy blocks (fail closed)."
+
+
+def _values(policy: CompiledPolicy, activation: Any, backend: Backend) -> dict[str, Any]:
+    """The variable and parameter values behind a verdict, as JSON-friendly values."""
+    values: dict[str, Any] = {f"params.{name}": policy.policy.params.get(name) for name in policy.params_used}
+    for variable in policy.variables:
+        try:
+            values[variable.name] = _jsonable(backend.evaluate(variable.program, activation))
+        except CelEvalError as exc:
+            values[variable.name] = f"<error: {exc}>"
+    return values
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, timedelta):
+        return fmt(value)
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, float) and value.is_integer():
+        return value
+    return value
+
+
+def _location(target: Target) -> Location:
+    if target.source is None:
+        return Location()
+    line, column = target.source.locate(target.path)
+    return Location(file=target.source.file, line=line, column=column, json_path=json_path(target.path))

@@ -1,0 +1,91 @@
+"""Inline ``params.*`` and ``variables.*`` into an expression's text before it is compiled.
+
+Parameters are constants for a run and variables are expressions over the same target, so
+substituting them lets one activation per target serve every policy (the runtimes convert
+each target's data once) and keeps Python callbacks off the hot path.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+_LITERAL = (
+    r"""(?P<lit>[rRbB]{0,2}(?:'''[\s\S]*?'''|\"\"\"[\s\S]*?\"\"\"|'(?:\\.|[^\\'\n])*'|"(?:\\.|[^\\"\n])*"))"""
+)
+_REFERENCE = (
+    r"""(?<![\w.])(?P<kind>params|variables)"""
+    r"""(?:\.(?P<name>[A-Za-z_]\w*)|\[\s*(?P<q>['"])(?P<key>[^'"]+)(?P=q)\s*\])?(?!\w)"""
+)
+# Literals are matched whole, so a reference inside a string is never rewritten.
+_TOKENS = re.compile(_LITERAL + "|" + _REFERENCE)
+
+
+class InlineError(Exception):
+    pass
+
+
+def literal(value: Any) -> str:
+    """A CEL literal for a parameter value. Numbers become doubles (DESIGN: parameters are floats)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, int | float):
+        number = float(value)
+        if math.isnan(number) or math.isinf(number):
+            raise InlineError("parameters must be finite numbers")
+        text = repr(number)
+        return f"({text})" if number < 0 else text
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(literal(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(str(k))}: {literal(v)}" for k, v in value.items()) + "}"
+    raise InlineError(f"unsupported parameter value {value!r}")
+
+
+def _scan(text: str, on_reference: Callable[[re.Match[str]], str]) -> str:
+    def step(match: re.Match[str]) -> str:
+        if match.group("lit") is not None:
+            return match.group(0)
+        return on_reference(match)
+
+    return _TOKENS.sub(step, text)
+
+
+def inline(text: str, params: Mapping[str, Any], variables: Mapping[str, str]) -> str:
+    """Replace references to parameters and (already inlined) variables."""
+
+    def one(match: re.Match[str]) -> str:
+        kind, name = match.group("kind"), match.group("name") or match.group("key")
+        if name is None:
+            raise InlineError(f"use {kind}.NAME; '{kind}' is not a value on its own")
+        if kind == "params":
+            if name not in params:
+                known = ", ".join(sorted(params)) or "none"
+                raise InlineError(f"unknown parameter {name!r} (declared: {known})")
+            return literal(params[name])
+        if name not in variables:
+            known = ", ".join(variables) or "none"
+            raise InlineError(f"unknown or later variable {name!r} (declared before it: {known})")
+        return f"({variables[name]})"
+
+    return _scan(text, one)
+
+
+def referenced_params(text: str) -> list[str]:
+    names: list[str] = []
+
+    def collect(match: re.Match[str]) -> str:
+        name = match.group("name") or match.group("key")
+        if match.group("kind") == "params" and name and name not in names:
+            names.append(name)
+        return match.group(0)
+
+    _scan(text, collect)
+    return names

@@ -1,0 +1,175 @@
+"""From a portfolio root to one validated, located document (``Portfolio``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+
+from policy_engine.errors import InputError, InputErrors
+from policy_engine.models.portfolio import ExceptionsFile, ModelFile, PortfolioFile
+from policy_engine.sources import FileSource
+from policy_engine.validation import validate
+from policy_engine.yamlsource import SourceMap, YamlError, decode, parse
+
+PORTFOLIO_FILE = "portfolio.yaml"
+EXCEPTIONS_FILE = "exceptions.yaml"
+MODELS_DIR = "models"
+YAML_SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass(frozen=True, slots=True)
+class ModelEntry:
+    model: ModelFile
+    source: SourceMap
+
+
+@dataclass(frozen=True, slots=True)
+class Portfolio:
+    """The merged portfolio: every part keeps the source map of the file it came from."""
+
+    portfolio: PortfolioFile
+    source: SourceMap
+    models: list[ModelEntry]
+    exceptions: ExceptionsFile
+    exceptions_source: SourceMap | None
+    files: dict[str, bytes] = field(default_factory=dict)
+
+
+def read_yaml(
+    files: FileSource, path: str, shown: str, *, track_values: bool = False
+) -> tuple[Any, SourceMap] | None:
+    """Parse one file; None when absent. Raises YamlError for unreadable content."""
+    try:
+        raw = files.read(path)
+    except PermissionError as exc:
+        raise YamlError(InputError(shown, 1, 1, str(exc), "", "a file inside the portfolio")) from None
+    if raw is None:
+        return None
+    return parse(decode(raw, shown), shown, track_values=track_values)
+
+
+def load_document(
+    files: FileSource,
+    path: str,
+    shown: str,
+    model: type[BaseModel],
+    errors: list[InputError],
+    *,
+    track_values: bool = False,
+) -> tuple[Any, SourceMap] | None:
+    """Read, parse and validate one file, appending every problem to ``errors``."""
+    try:
+        parsed = read_yaml(files, path, shown, track_values=track_values)
+    except YamlError as exc:
+        errors.append(exc.error)
+        return None
+    if parsed is None:
+        return None
+    data, source = parsed
+    if not isinstance(data, dict):
+        errors.append(InputError(shown, 1, 1, "top level is not a mapping", "$", "a YAML mapping"))
+        return None
+    document, problems = validate(model, data, source)
+    errors.extend(problems)
+    return (document, source) if document is not None else None
+
+
+def load_portfolio(files: FileSource, prefix: str = "") -> Portfolio:
+    """Load ``portfolio.yaml``, ``models/**/*.yaml`` and ``exceptions.yaml``.
+
+    Every input error of every file is collected before raising ``InputErrors``.
+    """
+    errors: list[InputError] = []
+    head = load_document(files, PORTFOLIO_FILE, prefix + PORTFOLIO_FILE, PortfolioFile, errors)
+    if head is None and not errors:
+        errors.append(
+            InputError(
+                prefix + PORTFOLIO_FILE,
+                1,
+                1,
+                "portfolio.yaml not found; is this a portfolio repository?",
+                "",
+                "portfolio.yaml at the portfolio root (see examples/acme-portfolio)",
+            )
+        )
+    models: list[ModelEntry] = []
+    for path in files.list(MODELS_DIR, YAML_SUFFIXES):
+        loaded = load_document(files, path, prefix + path, ModelFile, errors)
+        if loaded is not None:
+            models.append(ModelEntry(*loaded))
+    exceptions = load_document(files, EXCEPTIONS_FILE, prefix + EXCEPTIONS_FILE, ExceptionsFile, errors)
+    errors.extend(_identity_errors(models, exceptions))
+    if errors or head is None:
+        raise InputErrors(errors)
+    return Portfolio(
+        portfolio=head[0],
+        source=head[1],
+        models=models,
+        exceptions=exceptions[0] if exceptions else ExceptionsFile(),
+        exceptions_source=exceptions[1] if exceptions else None,
+    )
+
+
+def _identity_errors(models: list[ModelEntry], exceptions: tuple[Any, SourceMap] | None) -> list[InputError]:
+    """Ids that must be unique: models, versions within a model, deployments, exceptions."""
+    errors: list[InputError] = []
+    seen_models: dict[str, str] = {}
+    seen_deployments: dict[str, str] = {}
+    for entry in models:
+        model, source = entry.model, entry.source
+        if model.id in seen_models:
+            errors.append(
+                source.error(
+                    ("id",),
+                    f"model id {model.id!r} is also defined in {seen_models[model.id]}",
+                    "each model id in exactly one file",
+                )
+            )
+        seen_models.setdefault(model.id, source.file)
+        versions: set[str] = set()
+        for vi, version in enumerate(model.versions):
+            if version.version in versions:
+                errors.append(
+                    source.error(
+                        ("versions", vi, "version"),
+                        f"version {version.version!r} of {model.id} is listed twice",
+                        "each version once",
+                    )
+                )
+            versions.add(version.version)
+            for di, deployment in enumerate(version.deployments):
+                where = f"{model.id}@{version.version}"
+                if deployment.id in seen_deployments:
+                    errors.append(
+                        source.error(
+                            ("versions", vi, "deployments", di, "id"),
+                            f"deployment id {deployment.id!r} is also used by "
+                            f"{seen_deployments[deployment.id]}",
+                            "globally unique deployment ids (they join measured residency)",
+                        )
+                    )
+                seen_deployments.setdefault(deployment.id, where)
+    if exceptions is not None:
+        document, source = exceptions
+        ids: set[str] = set()
+        for index, exception in enumerate(document.exceptions):
+            if exception.id in ids:
+                errors.append(
+                    source.error(
+                        ("exceptions", index, "id"),
+                        f"exception id {exception.id!r} is listed twice",
+                        "unique ids",
+                    )
+                )
+            ids.add(exception.id)
+            if (exception.target is None) == (exception.match is None):
+                errors.append(
+                    source.error(
+                        ("exceptions", index),
+                        "an exception needs exactly one of 'target' or 'match'",
+                        "target: <target id> or match: <CEL>",
+                    )
+                )
+    return errors

@@ -1,0 +1,89 @@
+"""The one serialisable report every reporter renders (DESIGN §9, ``schemas/report.schema.json``)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Status = Literal["pass", "fail", "error", "skip", "waived", "pre_existing"]
+STATUSES: tuple[Status, ...] = ("fail", "error", "waived", "pre_existing", "skip", "pass")
+SCHEMA_VERSION = 1
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Location(_Out):
+    file: str | None = None
+    line: int | None = None
+    column: int | None = None
+    json_path: str | None = None
+
+
+class Finding(_Out):
+    fingerprint: str = Field(description="sha256(policy id, target id, validation key)[:16]")
+    policy_id: str
+    validation: str = Field(description="The validation's name, else its index as a string.")
+    target: str
+    model: str | None = None
+    version: str | None = None
+    deployment: str | None = None
+    status: Status
+    severity: Literal["error", "warning", "info"]
+    enforcement: Literal["advisory", "soft", "hard"]
+    blocking: bool
+    exception_id: str | None = None
+    message: str
+    remediation: str | None = None
+    skip_reason: str | None = None
+    location: Location = Field(default_factory=Location)
+    values: dict[str, Any] = Field(default_factory=dict)
+
+
+class Tool(_Out):
+    name: str = "policy-engine"
+    version: str
+    cel_backend: str
+    pack_version: str
+
+
+class Summary(_Out):
+    by_status: dict[str, int]
+    by_severity: dict[str, int]
+    blocking: int
+    exit_code: int
+
+
+class PolicyInfo(_Out):
+    id: str
+    title: str | None = None
+    severity: Literal["error", "warning", "info"]
+    scope: str
+    source: str = Field(description="Policy file, or builtin:<file> for the built-in pack.")
+    rationale: str | None = None
+    remediation: list[str] = Field(default_factory=list)
+    enforcement: dict[str, str] = Field(default_factory=dict)
+    tags: list[str] = Field(default_factory=list)
+
+
+class Override(_Out):
+    policy_id: str
+    setting: str = Field(description="e.g. params.max_days, severity, enforcement.audit")
+    default: Any = None
+    value: Any = None
+    source: str
+
+
+class Report(_Out):
+    schema_version: int = SCHEMA_VERSION
+    tool: Tool
+    as_of: str
+    context: Literal["pre-commit", "pull-request", "audit"]
+    base: str | None = None
+    head: str | None = None
+    summary: Summary
+    policies: list[PolicyInfo]
+    overrides: list[Override] = Field(default_factory=list)
+    findings: list[Finding]

@@ -1,0 +1,98 @@
+"""Field types shared by every file format: timestamps, durations, quantities, counts."""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+_RFC3339 = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?(Z|z|[+-]\d{2}:\d{2})$"
+)
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|us|ns|d|h|m|s)")
+_UNIT_SECONDS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
+
+
+class Strict(BaseModel):
+    """Base for every file model: unknown fields are errors, values are not coerced."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True)
+
+
+def parse_timestamp(value: str) -> datetime:
+    """Parse an RFC 3339 timestamp that carries a zone; raise ValueError otherwise."""
+    match = _RFC3339.match(value)
+    if not match:
+        if re.match(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2})?(\.\d+)?$", value):
+            raise ValueError(f"timestamp {value!r} has no time zone; add Z for UTC")
+        raise ValueError(f"{value!r} is not an RFC 3339 timestamp")
+    try:
+        parsed = datetime.fromisoformat(value.replace("z", "Z").replace("t", "T"))
+    except ValueError:
+        raise ValueError(f"{value!r} is not a real date and time") from None
+    return parsed.astimezone(UTC)
+
+
+def format_timestamp(moment: datetime) -> str:
+    moment = moment.astimezone(UTC)
+    if moment.microsecond:
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _timestamp(value: Any) -> Any:
+    if not isinstance(value, str):
+        raise ValueError("expected a quoted RFC 3339 timestamp string such as '2025-06-30T00:00:00Z'")
+    return format_timestamp(parse_timestamp(value))
+
+
+def duration_hours(value: str) -> float:
+    """Hours in a duration string: CEL units (h, m, s, ms, us, ns) plus ``d`` for days."""
+    text = value.strip()
+    pos = 0
+    total = 0.0
+    for part in _DURATION_PART.finditer(text):
+        if part.start() != pos:
+            break
+        total += float(part.group(1)) * _UNIT_SECONDS[part.group(2)]
+        pos = part.end()
+    if pos != len(text) or not text:
+        raise ValueError(f"{value!r} is not a duration such as '336h' or '14d'")
+    return total / 3600.0
+
+
+def format_hours(hours: float) -> str:
+    text = f"{hours:.6f}".rstrip("0").rstrip(".")
+    return f"{text}h"
+
+
+def _duration(value: Any) -> Any:
+    if not isinstance(value, str):
+        raise ValueError("expected a duration string such as '336h' or '14d'")
+    return format_hours(duration_hours(value))
+
+
+def _quantity(value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("expected a number")
+    number = float(value)
+    if math.isnan(number) or math.isinf(number):
+        raise ValueError("expected a finite number (NaN and Inf are not allowed)")
+    return number
+
+
+def _version(value: Any) -> Any:
+    if isinstance(value, bool | int | float):
+        raise ValueError(f'a version is a string: quote it ("{value}"); 1.10 would read as 1.1')
+    return value
+
+
+Timestamp = Annotated[str, BeforeValidator(_timestamp)]
+Duration = Annotated[str, BeforeValidator(_duration)]
+Quantity = Annotated[float, BeforeValidator(_quantity)]
+Count = Annotated[int, Field(ge=0)]
+VersionId = Annotated[str, BeforeValidator(_version), Field(min_length=1)]
+Name = Annotated[str, Field(min_length=1)]

@@ -1,0 +1,302 @@
+"""Policy files: discovery, parameters, and compilation of every expression before evaluation."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from policy_engine.cel import Backend, CelCompileError, Checker
+from policy_engine.errors import InputError, InputErrors, json_path
+from policy_engine.inline import InlineError, inline, referenced_params
+from policy_engine.loading import YAML_SUFFIXES, load_document
+from policy_engine.models.policy import PolicyFile
+from policy_engine.models.report import Override
+from policy_engine.sources import DirectorySource, FileSource
+from policy_engine.yamlsource import Path as YamlPath
+from policy_engine.yamlsource import SourceMap
+
+
+def builtin_pack_dir() -> Path:
+    """The built-in pack: inside the wheel, or the repository's ``policies/`` when developing."""
+    packaged = Path(__file__).parent / "_builtin_policies"
+    return packaged if packaged.is_dir() else Path(__file__).parent.parent / "policies"
+
+
+@dataclass(frozen=True, slots=True)
+class PolicySource:
+    """A directory of policy files and how to show their paths."""
+
+    files: FileSource
+    directory: str
+    prefix: str
+    builtin: bool = False
+
+
+@dataclass(slots=True)
+class LoadedPolicy:
+    doc: PolicyFile
+    source: SourceMap
+    builtin: bool
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        return self.doc.metadata.id
+
+
+def load_policies(sources: list[PolicySource]) -> list[LoadedPolicy]:
+    """Every policy file of every source, validated against the policy schema."""
+    errors: list[InputError] = []
+    policies: list[LoadedPolicy] = []
+    seen: dict[str, str] = {}
+    for source in sources:
+        for path in source.files.list(source.directory, YAML_SUFFIXES):
+            shown = source.prefix + path.removeprefix(source.directory).lstrip("/")
+            if source.builtin:
+                shown = "builtin:" + path.removeprefix(source.directory).lstrip("/")
+            loaded = load_document(source.files, path, shown, PolicyFile, errors, track_values=True)
+            if loaded is None:
+                continue
+            doc, smap = loaded
+            if doc.metadata.id in seen:
+                errors.append(
+                    smap.error(
+                        ("metadata", "id"),
+                        f"policy id {doc.metadata.id!r} is also defined in {seen[doc.metadata.id]}",
+                        "unique policy ids",
+                    )
+                )
+                continue
+            seen[doc.metadata.id] = smap.file
+            policies.append(LoadedPolicy(doc, smap, source.builtin))
+    if errors:
+        raise InputErrors(errors)
+    return policies
+
+
+def builtin_source() -> PolicySource:
+    return PolicySource(DirectorySource(builtin_pack_dir()), "", "", builtin=True)
+
+
+def apply_params(
+    policies: list[LoadedPolicy], policy_params: dict[str, dict[str, Any]], source: SourceMap
+) -> list[Override]:
+    """Effective parameters: policy default < ``policy_params``. Returns what differs."""
+    errors: list[InputError] = []
+    overrides: list[Override] = []
+    by_id = {p.id: p for p in policies}
+    for policy in policies:
+        policy.params = {name: _as_param(spec.default) for name, spec in policy.doc.spec.params.items()}
+    for policy_id, values in policy_params.items():
+        found = by_id.get(policy_id)
+        if found is None:
+            guess = difflib.get_close_matches(policy_id, list(by_id), n=1)
+            hint = f"; did you mean {guess[0]!r}?" if guess else ""
+            errors.append(
+                source.error(
+                    ("policy_params", policy_id),
+                    f"no loaded policy has id {policy_id!r}{hint}",
+                    "the id of a loaded policy",
+                )
+            )
+            continue
+        policy = found
+        for name, value in values.items():
+            path: YamlPath = ("policy_params", policy_id, name)
+            if name not in policy.params:
+                known = sorted(policy.params)
+                guess = difflib.get_close_matches(name, known, n=1)
+                hint = f"; did you mean {guess[0]!r}?" if guess else ""
+                errors.append(
+                    source.error(
+                        path,
+                        f"{policy_id} has no parameter {name!r}{hint}",
+                        "one of " + (", ".join(known) or "(none)"),
+                    )
+                )
+                continue
+            default = policy.params[name]
+            value = _as_param(value)
+            if _kind(value) != _kind(default):
+                errors.append(
+                    source.error(
+                        path,
+                        f"parameter {name!r} of {policy_id} is a {_kind(value)}",
+                        f"a {_kind(default)} like the default {default!r}",
+                    )
+                )
+                continue
+            if value != default:
+                line, _ = source.locate(path)
+                overrides.append(
+                    Override(
+                        policy_id=policy_id,
+                        setting=f"params.{name}",
+                        default=default,
+                        value=value,
+                        source=f"{source.file}:{line}",
+                    )
+                )
+            policy.params[name] = value
+    if errors:
+        raise InputErrors(errors)
+    return overrides
+
+
+def _as_param(value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, dict):
+        return "mapping"
+    return "null"
+
+
+# ---------------------------------------------------------------------------- compilation
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledVariable:
+    name: str
+    program: Any
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledValidation:
+    key: str
+    index: int
+    program: Any
+    message: str
+    message_program: Any | None
+    remediation: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledPolicy:
+    policy: LoadedPolicy
+    match: Any | None
+    variables: list[CompiledVariable]
+    validations: list[CompiledValidation]
+    params_used: list[str]
+
+    @property
+    def id(self) -> str:
+        return self.policy.id
+
+
+def compile_policies(policies: list[LoadedPolicy], backend: Backend) -> list[CompiledPolicy]:
+    """Compile every expression of every policy; report all compile errors at once."""
+    checker = Checker.create()
+    errors: list[InputError] = []
+    compiled: list[CompiledPolicy] = []
+    for policy in policies:
+        result = _compile_one(policy, backend, checker, errors)
+        if result is not None:
+            compiled.append(result)
+    if errors:
+        raise InputErrors(errors)
+    return compiled
+
+
+def _compile_one(
+    policy: LoadedPolicy, backend: Backend, checker: Checker | None, errors: list[InputError]
+) -> CompiledPolicy | None:
+    spec = policy.doc.spec
+    before = len(errors)
+    expanded: dict[str, str] = {}
+    programs: list[CompiledVariable] = []
+    used: list[str] = []
+
+    def build(text: str, path: YamlPath, want: Literal["bool", "string", "any"] = "bool") -> Any:
+        for name in referenced_params(text):
+            if name not in used:
+                used.append(name)
+        if checker is not None:
+            try:
+                checker.check(text, want)
+            except CelCompileError as exc:
+                errors.append(_located(policy.source, path, exc))
+                return None
+        try:
+            source = inline(text, policy.params, expanded)
+        except InlineError as exc:
+            errors.append(policy.source.error(path, str(exc), "params.NAME or variables.NAME"))
+            return None
+        try:
+            return backend.compile(source)
+        except CelCompileError as exc:
+            errors.append(_located(policy.source, path, exc))
+            return None
+
+    for index, variable in enumerate(spec.variables):
+        path: YamlPath = ("spec", "variables", index, "expression")
+        program = build(variable.expression, path, "any")
+        if program is not None:
+            programs.append(CompiledVariable(variable.name, program))
+        try:
+            expanded[variable.name] = inline(variable.expression, policy.params, expanded)
+        except InlineError:
+            expanded[variable.name] = "null"
+    match = build(spec.match, ("spec", "match")) if spec.match else None
+    validations: list[CompiledValidation] = []
+    for index, validation in enumerate(spec.validations):
+        base: YamlPath = ("spec", "validations", index)
+        program = build(validation.expression, (*base, "expression"))
+        message_program = (
+            build(validation.messageExpression, (*base, "messageExpression"), "string")
+            if validation.messageExpression
+            else None
+        )
+        validations.append(
+            CompiledValidation(
+                key=validation.name or str(index),
+                index=index,
+                program=program,
+                message=validation.message.strip(),
+                message_program=message_program,
+                remediation=validation.remediation.strip() if validation.remediation else None,
+            )
+        )
+    if len(errors) > before:
+        return None
+    return CompiledPolicy(policy, match, programs, validations, used)
+
+
+def _located(source: SourceMap, path: YamlPath, exc: CelCompileError) -> InputError:
+    """Place a CEL error inside the YAML scalar that holds the expression."""
+    start = source.values.get(path)
+    if start is None:
+        line, column = source.locate(path)
+    else:
+        line, column, style = start
+        if style in ("|", ">"):
+            # Block scalars start on the next line, indented past their key (usually by 2).
+            key_column = source.positions.get(path, (line, 1))[1]
+            line, column = line + exc.line, key_column + 2 + exc.column - 1
+        else:
+            quote = 1 if style in ("'", '"') else 0
+            line, column = (
+                line + exc.line - 1,
+                (column + quote + exc.column - 1 if exc.line == 1 else exc.column),
+            )
+    return InputError(
+        source.file,
+        line,
+        column,
+        f"CEL: {exc.message}",
+        json_path(path),
+        "a valid CEL expression" if "expected" not in exc.message else "",
+    )

@@ -1,0 +1,280 @@
+"""Targets and their CEL data: the manifest turned into plain values, plus derived fields.
+
+Each target is converted once; every policy of its scope then reads the same data. Optional
+blocks are materialised as ``{}``/``[]`` so both CEL runtimes agree on ``has()``.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+from pydantic import BaseModel
+
+from policy_engine.digest import version_digest
+from policy_engine.loading import Portfolio
+from policy_engine.models.portfolio import Deployment, ModelFile, PortfolioFile, Version
+from policy_engine.yamlsource import Path as YamlPath
+from policy_engine.yamlsource import SourceMap
+
+SERVING_STAGES = ("canary", "production", "deprecated")
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    id: str
+    scope: str
+    data: dict[str, Any]
+    source: SourceMap | None
+    path: YamlPath
+    model: str | None = None
+    version: str | None = None
+    deployment: str | None = None
+
+
+@dataclass(slots=True)
+class TargetSet:
+    shared: dict[str, Any]
+    by_scope: dict[str, list[Target]] = field(default_factory=dict)
+
+    def add(self, target: Target) -> None:
+        self.by_scope.setdefault(target.scope, []).append(target)
+
+    def all(self) -> list[Target]:
+        return [t for targets in self.by_scope.values() for t in targets]
+
+
+# ---------------------------------------------------------------------------- normalisation
+
+
+@cache
+def _field_kinds(model: type[BaseModel]) -> dict[str, tuple[str, str]]:
+    """Per field: (output key, what None becomes: 'block', 'list' or 'drop')."""
+    kinds = {}
+    for name, info in model.model_fields.items():
+        annotation: Any = info.annotation
+        options = [annotation]
+        if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+            options = [a for a in typing.get_args(annotation) if a is not type(None)]
+        first = options[0] if options else None
+        origin = typing.get_origin(first)
+        if (isinstance(first, type) and issubclass(first, BaseModel)) or origin is dict:
+            kind = "block"
+        elif origin is list:
+            kind = "list"
+        else:
+            kind = "drop"
+        kinds[name] = (info.alias or name, kind)
+    return kinds
+
+
+def plain(value: Any) -> Any:
+    """A model as JSON-like data: absent scalars dropped, absent blocks as {} and lists as []."""
+    if isinstance(value, BaseModel):
+        out: dict[str, Any] = {}
+        for name, (key, kind) in _field_kinds(type(value)).items():
+            item = getattr(value, name)
+            if item is None:
+                if kind == "block":
+                    out[key] = {}
+                elif kind == "list":
+                    out[key] = []
+                continue
+            out[key] = plain(item)
+        return out
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    return value
+
+
+# ---------------------------------------------------------------------------- derived fields
+
+
+def deployment_floor(deployment: Deployment, head: PortfolioFile) -> float | None:
+    """Monthly cost of the warm floor: replicas.min × (GPUs × rate + overhead) × hours."""
+    if deployment.scale_to_zero or deployment.replicas.min == 0:
+        return 0.0
+    rate = head.rates.gpu_hour.get(deployment.accelerator.type)
+    if rate is None:
+        return None
+    hours = head.portfolio.hours_per_month
+    per_replica = deployment.accelerator.count * rate + head.rates.overhead_per_replica_hour
+    return round(deployment.replicas.min * per_replica * hours, 2)
+
+
+def _sum(values: list[float | None]) -> float | None:
+    return None if any(v is None for v in values) else round(sum(v for v in values if v is not None), 2)
+
+
+def build_targets(portfolio: Portfolio) -> TargetSet:
+    """Every target of every scope, with its CEL data and source location."""
+    head = portfolio.portfolio
+    shared = {
+        "portfolio": {
+            **plain(head.portfolio),
+            "teams": plain(head.teams),
+            "roster": plain(head.roster),
+            "authority": plain(head.authority),
+            "rates": plain(head.rates),
+            "model_count": len(portfolio.models),
+        },
+        "roster": {p.login: plain(p) for p in head.roster},
+        "teams": {t.id: plain(t) for t in head.teams},
+    }
+    targets = TargetSet(shared)
+    targets.add(Target("portfolio", "portfolio", {}, portfolio.source, ("portfolio",)))
+
+    versions_by_key: dict[tuple[str, str], tuple[Version, float | None]] = {}
+    for entry in portfolio.models:
+        for version in entry.model.versions:
+            floor = _sum([deployment_floor(d, head) for d in version.deployments])
+            versions_by_key[(entry.model.id, version.version)] = (version, floor)
+
+    endpoints: dict[tuple[str, str], dict[str, Any]] = {}
+    for entry in portfolio.models:
+        _add_model(targets, entry.model, entry.source, head, versions_by_key, endpoints)
+    for (name, region), data in sorted(endpoints.items()):
+        source, path = data.pop("_where")
+        targets.add(Target(f"endpoint:{name}@{region}", "endpoint", {"endpoint": data}, source, path))
+
+    exceptions_source = portfolio.exceptions_source
+    for index, exception in enumerate(portfolio.exceptions.exceptions):
+        targets.add(
+            Target(
+                f"exception:{exception.id}",
+                "exception",
+                {"exception": plain(exception)},
+                exceptions_source,
+                ("exceptions", index),
+            )
+        )
+    return targets
+
+
+def _add_model(
+    targets: TargetSet,
+    model: ModelFile,
+    source: SourceMap,
+    head: PortfolioFile,
+    versions_by_key: dict[tuple[str, str], tuple[Version, float | None]],
+    endpoints: dict[tuple[str, str], dict[str, Any]],
+) -> None:
+    model_data = plain(model)
+    versions_data = model_data.pop("versions")
+    floors = [versions_by_key[(model.id, v.version)][1] for v in model.versions]
+    model_data["floor_monthly"] = _sum(floors)
+    model_data["version_count"] = len(model.versions)
+    if model_data["floor_monthly"] is None:
+        del model_data["floor_monthly"]
+    targets.add(Target(model.id, "model", {"model": model_data}, source, ("id",), model=model.id))
+
+    for vi, version in enumerate(model.versions):
+        vid = f"{model.id}@{version.version}"
+        data = versions_data[vi]
+        deployments = data["deployments"]
+        floor = versions_by_key[(model.id, version.version)][1]
+        _derive_version(data, version, model, floor, versions_by_key)
+        vpath: YamlPath = ("versions", vi)
+        targets.add(
+            Target(
+                vid,
+                "version",
+                {"model": model_data, "version": data},
+                source,
+                vpath,
+                model=model.id,
+                version=version.version,
+            )
+        )
+        for di, deployment in enumerate(version.deployments):
+            ddata = deployments[di]
+            dfloor = deployment_floor(deployment, head)
+            if dfloor is not None:
+                ddata["floor_monthly"] = dfloor
+            ddata["warm"] = not deployment.scale_to_zero and deployment.replicas.min > 0
+            targets.add(
+                Target(
+                    f"{vid}/{deployment.id}",
+                    "deployment",
+                    {"model": model_data, "version": data, "deployment": ddata},
+                    source,
+                    (*vpath, "deployments", di),
+                    model=model.id,
+                    version=version.version,
+                    deployment=deployment.id,
+                )
+            )
+            if version.stage in SERVING_STAGES:
+                key = (deployment.endpoint, deployment.region)
+                group = endpoints.setdefault(
+                    key,
+                    {
+                        "name": deployment.endpoint,
+                        "region": deployment.region,
+                        "traffic_sum": 0.0,
+                        "deployments": [],
+                        "_where": (source, (*vpath, "deployments", di, "traffic_percent")),
+                    },
+                )
+                group["traffic_sum"] = round(group["traffic_sum"] + deployment.traffic_percent, 6)
+                group["deployments"].append(
+                    {
+                        "id": deployment.id,
+                        "version": vid,
+                        "stage": version.stage,
+                        "traffic_percent": deployment.traffic_percent,
+                    }
+                )
+        for si, signoff in enumerate(version.signoffs):
+            sdata = data["signoffs"][si]
+            targets.add(
+                Target(
+                    f"{vid}/signoff:{signoff.role}:{signoff.by}",
+                    "signoff",
+                    {"model": model_data, "version": data, "signoff": sdata},
+                    source,
+                    (*vpath, "signoffs", si),
+                    model=model.id,
+                    version=version.version,
+                )
+            )
+
+
+def _derive_version(
+    data: dict[str, Any],
+    version: Version,
+    model: ModelFile,
+    floor: float | None,
+    versions_by_key: dict[tuple[str, str], tuple[Version, float | None]],
+) -> None:
+    data["id"] = f"{model.id}@{version.version}"
+    data["model_id"] = model.id
+    data["digest"] = version_digest(version)
+    if "requested_stage" not in data:
+        data["requested_stage"] = version.stage
+    if floor is not None:
+        data["floor_monthly"] = floor
+    warm = [d for d in version.deployments if not d.scale_to_zero and d.replicas.min > 0]
+    data["warm_replicas"] = sum(d.replicas.min for d in warm)
+    data["warm_gpus"] = sum(d.replicas.min * d.accelerator.count for d in warm)
+    data["max_replicas_per_region"] = min((d.replicas.max for d in version.deployments), default=0)
+    incumbent = (
+        version.canary.of_version
+        if version.canary
+        else (version.shadow.of_version if version.shadow else None)
+    )
+    if incumbent is not None:
+        found = versions_by_key.get((model.id, incumbent))
+        if found is not None and found[1] is not None:
+            data["incumbent_floor_monthly"] = found[1]
+            data["incumbent_stage"] = found[0].stage
+    if version.fallback is not None:
+        ref = version.fallback.for_version
+        primary = versions_by_key.get((ref.model, ref.version))
+        data["fallback_primary_stage"] = primary[0].stage if primary else ""
+    data["signoff_roles"] = sorted({s.role for s in version.signoffs})

@@ -1,0 +1,92 @@
+"""Turn pydantic validation errors into located, readable input errors."""
+
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from policy_engine.errors import InputError, json_path
+from policy_engine.yamlsource import SourceMap
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def validate(model: type[M], data: Any, source: SourceMap) -> tuple[M | None, list[InputError]]:
+    """Validate ``data`` against ``model``; errors point at the line of the offending value."""
+    try:
+        return model.model_validate(data), []
+    except ValidationError as exc:
+        return None, [_convert(model, error, source) for error in exc.errors()]
+
+
+def _convert(model: type[BaseModel], error: Any, source: SourceMap) -> InputError:
+    loc = tuple(part for part in error["loc"] if isinstance(part, int) or "[" not in part)
+    kind = error["type"]
+    message = error["msg"].removeprefix("Value error, ")
+    expected = ""
+    if kind == "extra_forbidden":
+        name = loc[-1]
+        known = sorted(_fields_at(model, loc[:-1]))
+        guess = difflib.get_close_matches(str(name), known, n=1, cutoff=0.6)
+        message = f"unknown field {name!r}"
+        if guess:
+            message += f"; did you mean {guess[0]!r}?"
+        expected = "one of " + ", ".join(known) if known else ""
+    elif kind == "missing":
+        line, column = source.locate(loc[:-1])
+        return InputError(source.file, line, column, f"missing required field {loc[-1]!r}", json_path(loc))
+    elif kind == "literal_error":
+        message = f"{error['input']!r} is not allowed"
+        expected = error.get("ctx", {}).get("expected", "")
+    elif kind.endswith("_type"):
+        message = f"{message.lower().replace('input should be', 'expected')}, got {_shown(error['input'])}"
+    return source.error(loc, message, expected)
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return f"{type(value).__name__} {value!r}"
+
+
+def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> set[str]:
+    """Field names (aliases where set) of the model reached by following ``loc``."""
+    current: Any = model
+    for part in loc:
+        current = _unwrap(current, part)
+        if current is None:
+            return set()
+    current = _unwrap(current, None)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return {info.alias or name for name, info in current.model_fields.items()}
+    return set()
+
+
+def _unwrap(annotation: Any, part: Any) -> Any:
+    """Step from an annotation into the type of its ``part`` (field name or item index)."""
+    while True:
+        origin = typing.get_origin(annotation)
+        if origin is typing.Annotated:
+            annotation = typing.get_args(annotation)[0]
+        elif origin in (typing.Union, types.UnionType):
+            options = [a for a in typing.get_args(annotation) if a is not type(None)]
+            annotation = options[0] if options else None
+        else:
+            break
+    if part is None:
+        return annotation
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        for name, info in annotation.model_fields.items():
+            if part in (name, info.alias):
+                return info.annotation
+        return None
+    origin = typing.get_origin(annotation)
+    if origin in (list, dict):
+        return _unwrap(typing.get_args(annotation)[-1], None)
+    return None
