@@ -53,6 +53,8 @@ def load_policies(sources: list[PolicySource]) -> list[LoadedPolicy]:
     seen: dict[str, str] = {}
     for source in sources:
         for path in source.files.list(source.directory, YAML_SUFFIXES):
+            if _is_test_material(path.removeprefix(source.directory)):
+                continue
             shown = source.prefix + path.removeprefix(source.directory).lstrip("/")
             if source.builtin:
                 shown = "builtin:" + path.removeprefix(source.directory).lstrip("/")
@@ -74,6 +76,14 @@ def load_policies(sources: list[PolicySource]) -> list[LoadedPolicy]:
     if errors:
         raise InputErrors(errors)
     return policies
+
+
+def _is_test_material(path: str) -> bool:
+    """Policy test suites and their fixture portfolios live beside policies but are not policies."""
+    parts = path.strip("/").split("/")
+    return any(part in ("tests", "fixtures") for part in parts[:-1]) or parts[-1].endswith(
+        (".test.yaml", ".test.yml")
+    )
 
 
 def builtin_source() -> PolicySource:
