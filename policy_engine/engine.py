@@ -31,6 +31,9 @@ class Facts:
     history: dict[str, dict[str, Any]] = field(default_factory=dict)
     old: dict[str, dict[str, Any]] = field(default_factory=dict)
     change: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Computed fields merged into a target's own bindings, e.g. a sign-off's verification:
+    # {target id: {"signoff": {"verified": False, "verification": "no APPROVED review"}}}.
+    extra: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     available: frozenset[str] = frozenset()
 
 
@@ -108,6 +111,8 @@ def evaluate(
             data.update(target.data)
             for kind in FACT_KINDS:
                 data[kind] = getattr(facts, kind).get(target.id, {})
+            for name, fields in facts.extra.get(target.id, {}).items():
+                data[name] = {**data.get(name, {}), **fields}
             activation = backend.activation(data)
             for policy in scoped:
                 for finding in _evaluate_policy(
