@@ -151,6 +151,9 @@ def check(**kwargs: Any) -> None:
             outputs=parse_formats(kwargs["formats"], kwargs["output"]),
             show_all=kwargs["show_all"],
             color=sys.stdout.isatty() and "NO_COLOR" not in os.environ,
+            step_summary=Path(os.environ["GITHUB_STEP_SUMMARY"])
+            if os.environ.get("GITHUB_STEP_SUMMARY")
+            else None,
         )
         return run_check(options)
 

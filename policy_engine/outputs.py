@@ -52,7 +52,8 @@ def write_atomic(path: Path, text: str) -> None:
         raise
 
 
-def emit(report: Report, specs: list[OutputSpec], *, color: bool) -> None:
+def emit(report: Report, specs: list[OutputSpec], *, color: bool, step_summary: Path | None = None) -> None:
+    """Render every requested format; with the github format, also append the job summary."""
     for spec in specs:
         if spec.format == "text":
             from policy_engine.reporters.text import render as render_text
@@ -65,3 +66,8 @@ def emit(report: Report, specs: list[OutputSpec], *, color: bool) -> None:
             sys.stdout.flush()
         else:
             write_atomic(spec.path, text)
+        if spec.format == "github" and step_summary is not None:
+            from policy_engine.reporters.github import step_summary as summary_of
+
+            with step_summary.open("a", encoding="utf-8") as handle:
+                handle.write(summary_of(report))

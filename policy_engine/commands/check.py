@@ -46,6 +46,7 @@ class CheckOptions:
     outputs: list[OutputSpec] = field(default_factory=list)
     show_all: bool = False
     color: bool = False
+    step_summary: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +130,7 @@ def build_check_report(options: CheckOptions, loaded: Loaded, facts: Facts | Non
 def run_check(options: CheckOptions) -> int:
     loaded = load_all(options.load)
     report = build_check_report(options, loaded)
-    emit(report, options.outputs, color=options.color)
+    emit(report, options.outputs, color=options.color, step_summary=options.step_summary)
     return report.summary.exit_code
 
 
