@@ -79,6 +79,7 @@ def _load_options(**kwargs: Any) -> Any:
         policy_dirs=tuple(kwargs["policies"]),
         builtin=not kwargs["no_builtin"],
         backend=kwargs["cel_backend"],
+        disallow_overrides=kwargs["disallow_overrides"],
     )
 
 
@@ -92,6 +93,11 @@ def _load_flags(function: Callable[..., Any]) -> Callable[..., Any]:
     function = click.option("--no-builtin", is_flag=True, help="Do not load the built-in policy pack.")(
         function
     )
+    function = click.option(
+        "--disallow-overrides",
+        is_flag=True,
+        help="Treat any local override (policy_params, .policy-engine.yaml) as an input error.",
+    )(function)
     return click.option(
         "--cel-backend",
         type=click.Choice(["auto", "cpp", "python"]),

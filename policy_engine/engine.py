@@ -16,7 +16,7 @@ from policy_engine.models.portfolio import PolicyException
 from policy_engine.models.report import Finding, Location, Status
 from policy_engine.policies import CompiledPolicy, CompiledValidation
 from policy_engine.targets import Target, TargetSet
-from policy_engine.waivers import is_active
+from policy_engine.waivers import Assessment, LedgerRules, assess
 
 Context = Literal["pre-commit", "pull-request", "audit"]
 FailOn = Literal["error", "warning", "never"]
@@ -68,16 +68,10 @@ def fingerprint(policy_id: str, target: str, validation: str) -> str:
 
 def enforcement_level(policy: CompiledPolicy, context: Context) -> Literal["advisory", "soft", "hard"]:
     """Explicit per-context level, else error → soft and warning/info → advisory."""
-    explicit = policy.policy.doc.spec.enforcement
-    if explicit is not None:
-        level = {
-            "pre-commit": explicit.pre_commit,
-            "pull-request": explicit.pull_request,
-            "audit": explicit.audit,
-        }[context]
-        if level is not None:
-            return level
-    return "soft" if policy.policy.doc.metadata.severity == "error" else "advisory"
+    level = policy.policy.enforcement.get(context)
+    if level in ("advisory", "soft", "hard"):
+        return level  # type: ignore[return-value]
+    return "soft" if policy.policy.severity == "error" else "advisory"
 
 
 def is_blocking(status: Status, severity: str, level: str, fail_on: FailOn) -> bool:
@@ -89,6 +83,29 @@ def is_blocking(status: Status, severity: str, level: str, fail_on: FailOn) -> b
     return level != "advisory" and SEVERITY_RANK[severity] >= SEVERITY_RANK[fail_on]
 
 
+@dataclass(slots=True)
+class Waivers:
+    """Active exceptions by (policy, target), CEL-matched ones by policy, and what each waived."""
+
+    exact: dict[tuple[str, str], str] = field(default_factory=dict)
+    by_match: dict[str, list[tuple[str, Any]]] = field(default_factory=dict)
+    used: Counter[str] = field(default_factory=Counter)
+
+    def find(self, policy_id: str, target_id: str, activation: Any, backend: Backend) -> str | None:
+        exception_id = self.exact.get((policy_id, target_id))
+        if exception_id is None:
+            for candidate, program in self.by_match.get(policy_id, []):
+                try:
+                    if backend.evaluate(program, activation) is True:
+                        exception_id = candidate
+                        break
+                except CelEvalError:
+                    continue  # a match that cannot be evaluated waives nothing
+        if exception_id is not None:
+            self.used[exception_id] += 1
+        return exception_id
+
+
 def evaluate(
     targets: TargetSet,
     policies: list[CompiledPolicy],
@@ -96,47 +113,76 @@ def evaluate(
     settings: Settings,
     facts: Facts,
     exceptions: list[PolicyException],
+    rules: LedgerRules | None = None,
+    matchers: dict[str, Any] | None = None,
 ) -> Outcome:
+    """Evaluate every policy on every target of its scope.
+
+    Exception-scope policies (the ledger) run last, so they can see which exceptions waived
+    something in this run.
+    """
     outcome = Outcome()
-    waivers = _active_waivers(exceptions, settings.as_of)
+    rules = rules or LedgerRules(roster={}, approver_roles=[])
+    assessments = {e.id: assess(e, settings.as_of, rules) for e in exceptions}
+    waivers = Waivers()
+    for exception in exceptions:
+        if not assessments[exception.id].active:
+            continue
+        if exception.target is not None:
+            waivers.exact.setdefault((exception.policy, exception.target), exception.id)
+        elif matchers and exception.id in matchers:
+            waivers.by_match.setdefault(exception.policy, []).append((exception.id, matchers[exception.id]))
     by_scope: dict[str, list[CompiledPolicy]] = {}
     for policy in policies:
         by_scope.setdefault(policy.policy.doc.spec.scope, []).append(policy)
     base: dict[str, Any] = {name: {} for name in VARIABLES}
     base.update(targets.shared)
     base["now"] = settings.as_of
-    for scope, scoped in by_scope.items():
+    order = sorted(by_scope, key=lambda scope: scope == "exception")
+    for scope in order:
+        extra = facts.extra
+        if scope == "exception":
+            extra = {**facts.extra, **_ledger_fields(exceptions, assessments, waivers)}
         for target in targets.by_scope.get(scope, []):
             data = dict(base)
             data.update(target.data)
             for kind in FACT_KINDS:
                 data[kind] = getattr(facts, kind).get(target.id, {})
-            for name, fields in facts.extra.get(target.id, {}).items():
+            for name, fields in extra.get(target.id, {}).items():
                 data[name] = {**data.get(name, {}), **fields}
             activation = backend.activation(data)
-            for policy in scoped:
-                for finding in _evaluate_policy(
-                    policy, target, data, activation, backend, settings, facts, waivers
-                ):
+            for policy in by_scope[scope]:
+                for finding in _evaluate_policy(policy, target, data, activation, backend, settings, waivers):
                     outcome.by_status[finding.status] += 1
                     if finding.status in ("fail", "error"):
                         outcome.by_severity[finding.severity] += 1
                     if settings.keep_all or finding.status not in ("pass", "skip"):
                         outcome.findings.append(finding)
     outcome.findings.sort(
-        key=lambda f: (
-            f.location.file or "",
-            f.location.line or 0,
-            f.policy_id,
-            f.target,
-            f.validation,
-        )
+        key=lambda f: (f.location.file or "", f.location.line or 0, f.policy_id, f.target, f.validation)
     )
     return outcome
 
 
-def _active_waivers(exceptions: list[PolicyException], as_of: datetime) -> dict[tuple[str, str], str]:
-    return {(e.policy, e.target): e.id for e in exceptions if e.target is not None and is_active(e, as_of)}
+def _ledger_fields(
+    exceptions: list[PolicyException], assessments: dict[str, Assessment], waivers: Waivers
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """Computed fields the ledger policies read on each exception target."""
+    fields: dict[str, dict[str, dict[str, Any]]] = {}
+    for exception in exceptions:
+        found = assessments[exception.id]
+        fields[f"exception:{exception.id}"] = {
+            "exception": {
+                "active": found.active,
+                "in_window": found.in_window,
+                "expired": found.expired,
+                "expires_in_days": round(found.expires_in_days, 3),
+                "problems": found.problems,
+                "missing_roles": found.missing_roles,
+                "waived_count": waivers.used.get(exception.id, 0),
+            }
+        }
+    return fields
 
 
 def _evaluate_policy(
@@ -146,16 +192,15 @@ def _evaluate_policy(
     activation: Any,
     backend: Backend,
     settings: Settings,
-    facts: Facts,
-    waivers: dict[tuple[str, str], str],
+    waivers: Waivers,
 ) -> Iterator[Finding]:
-    meta = policy.policy.doc.metadata
+    severity: Any = policy.policy.severity
     level = enforcement_level(policy, settings.context)
 
     def make(validation: CompiledValidation, status: Status, message: str, **extra: Any) -> Finding:
         exception_id = None
         if status == "fail" and level != "hard":
-            exception_id = waivers.get((policy.id, target.id))
+            exception_id = waivers.find(policy.id, target.id, activation, backend)
             if exception_id is not None:
                 status = "waived"
         return Finding(
@@ -167,9 +212,9 @@ def _evaluate_policy(
             version=target.version,
             deployment=target.deployment,
             status=status,
-            severity=meta.severity,
+            severity=severity,
             enforcement=level,
-            blocking=is_blocking(status, meta.severity, level, settings.fail_on),
+            blocking=is_blocking(status, severity, level, settings.fail_on),
             exception_id=exception_id,
             message=message,
             location=_location(target),

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from policy_engine.errors import InputError, InputErrors
+from policy_engine.models.config import ConfigFile
 from policy_engine.models.portfolio import ExceptionsFile, ModelFile, PortfolioFile
 from policy_engine.sources import FileSource
 from policy_engine.validation import validate
@@ -15,6 +16,7 @@ from policy_engine.yamlsource import SourceMap, YamlError, decode, parse
 
 PORTFOLIO_FILE = "portfolio.yaml"
 EXCEPTIONS_FILE = "exceptions.yaml"
+CONFIG_FILE = ".policy-engine.yaml"
 MODELS_DIR = "models"
 YAML_SUFFIXES = (".yaml", ".yml")
 
@@ -34,7 +36,8 @@ class Portfolio:
     models: list[ModelEntry]
     exceptions: ExceptionsFile
     exceptions_source: SourceMap | None
-    files: dict[str, bytes] = field(default_factory=dict)
+    config: ConfigFile = field(default_factory=ConfigFile)
+    config_source: SourceMap | None = None
 
 
 def read_yaml(
@@ -100,6 +103,7 @@ def load_portfolio(files: FileSource, prefix: str = "") -> Portfolio:
         if loaded is not None:
             models.append(ModelEntry(*loaded))
     exceptions = load_document(files, EXCEPTIONS_FILE, prefix + EXCEPTIONS_FILE, ExceptionsFile, errors)
+    config = load_document(files, CONFIG_FILE, prefix + CONFIG_FILE, ConfigFile, errors)
     errors.extend(_identity_errors(models, exceptions))
     if errors or head is None:
         raise InputErrors(errors)
@@ -109,6 +113,8 @@ def load_portfolio(files: FileSource, prefix: str = "") -> Portfolio:
         models=models,
         exceptions=exceptions[0] if exceptions else ExceptionsFile(),
         exceptions_source=exceptions[1] if exceptions else None,
+        config=config[0] if config else ConfigFile(),
+        config_source=config[1] if config else None,
     )
 
 

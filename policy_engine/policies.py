@@ -11,6 +11,7 @@ from policy_engine.cel import Backend, CelCompileError, Checker
 from policy_engine.errors import InputError, InputErrors, json_path
 from policy_engine.inline import InlineError, inline, referenced_params
 from policy_engine.loading import YAML_SUFFIXES, load_document
+from policy_engine.models.config import ConfigFile
 from policy_engine.models.policy import PolicyFile
 from policy_engine.models.report import Override
 from policy_engine.sources import DirectorySource, FileSource
@@ -36,10 +37,25 @@ class PolicySource:
 
 @dataclass(slots=True)
 class LoadedPolicy:
+    """A policy file plus its effective settings after parameters and overrides."""
+
     doc: PolicyFile
     source: SourceMap
     builtin: bool
     params: dict[str, Any] = field(default_factory=dict)
+    severity: str = ""
+    enforcement: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.severity = self.severity or self.doc.metadata.severity
+        declared = self.doc.spec.enforcement
+        if declared is not None and not self.enforcement:
+            levels = {
+                "pre-commit": declared.pre_commit,
+                "pull-request": declared.pull_request,
+                "audit": declared.audit,
+            }
+            self.enforcement = {context: level for context, level in levels.items() if level}
 
     @property
     def id(self) -> str:
@@ -153,6 +169,109 @@ def apply_params(
     if errors:
         raise InputErrors(errors)
     return overrides
+
+
+def apply_config(
+    policies: list[LoadedPolicy], config: ConfigFile, source: SourceMap | None, *, disallow: bool
+) -> tuple[list[LoadedPolicy], list[Override]]:
+    """``.policy-engine.yaml``: disable policies, change severity, enforcement or parameters.
+
+    Each setting that differs from the pack is an ``Override`` in the report; with ``disallow``
+    every override is an input error instead (central teams forbidding local weakening).
+    """
+    if source is None:
+        return policies, []
+    errors: list[InputError] = []
+    overrides: list[Override] = []
+    by_id = {p.id: p for p in policies}
+
+    def unknown(path: YamlPath, policy_id: str) -> None:
+        guess = difflib.get_close_matches(policy_id, list(by_id), n=1)
+        hint = f"; did you mean {guess[0]!r}?" if guess else ""
+        errors.append(
+            source.error(path, f"no loaded policy has id {policy_id!r}{hint}", "the id of a loaded policy")
+        )
+
+    def record(policy_id: str, setting: str, default: Any, value: Any, path: YamlPath) -> None:
+        line, _ = source.locate(path)
+        if disallow:
+            errors.append(
+                source.error(
+                    path,
+                    f"override of {policy_id} {setting} is not allowed (--disallow-overrides)",
+                    "no local overrides",
+                )
+            )
+        overrides.append(
+            Override(
+                policy_id=policy_id,
+                setting=setting,
+                default=default,
+                value=value,
+                source=f"{source.file}:{line}",
+            )
+        )
+
+    disabled = set()
+    for index, policy_id in enumerate(config.policies.disable):
+        if policy_id not in by_id:
+            unknown(("policies", "disable", index), policy_id)
+            continue
+        disabled.add(policy_id)
+        record(policy_id, "enabled", True, False, ("policies", "disable", index))
+    for policy_id, override in config.policies.overrides.items():
+        base: YamlPath = ("policies", "overrides", policy_id)
+        found = by_id.get(policy_id)
+        if found is None:
+            unknown(base, policy_id)
+            continue
+        policy = found
+        if override.severity is not None and override.severity != policy.severity:
+            record(policy_id, "severity", policy.severity, override.severity, (*base, "severity"))
+            policy.severity = override.severity
+        if override.enforcement is not None:
+            levels = {
+                "pre-commit": override.enforcement.pre_commit,
+                "pull-request": override.enforcement.pull_request,
+                "audit": override.enforcement.audit,
+            }
+            for context, level in levels.items():
+                if level is not None and level != policy.enforcement.get(context):
+                    record(
+                        policy_id,
+                        f"enforcement.{context}",
+                        policy.enforcement.get(context, "default"),
+                        level,
+                        (*base, "enforcement", context),
+                    )
+                    policy.enforcement[context] = level
+        for name, value in override.params.items():
+            path: YamlPath = (*base, "params", name)
+            if name not in policy.params:
+                errors.append(
+                    source.error(
+                        path,
+                        f"{policy_id} has no parameter {name!r}",
+                        "one of " + (", ".join(sorted(policy.params)) or "(none)"),
+                    )
+                )
+                continue
+            value = _as_param(value)
+            if _kind(value) != _kind(policy.params[name]):
+                errors.append(
+                    source.error(
+                        path,
+                        f"parameter {name!r} of {policy_id} is a {_kind(value)}",
+                        f"a {_kind(policy.params[name])}",
+                    )
+                )
+                continue
+            if value != policy.params[name]:
+                record(policy_id, f"params.{name}", policy.params[name], value, path)
+                policy.params[name] = value
+    if errors:
+        raise InputErrors(errors)
+    return [p for p in policies if p.id not in disabled], overrides
 
 
 def _as_param(value: Any) -> Any:

@@ -17,7 +17,7 @@ def policy_info(policy: CompiledPolicy) -> PolicyInfo:
     return PolicyInfo(
         id=doc.metadata.id,
         title=doc.metadata.title,
-        severity=doc.metadata.severity,
+        severity=policy.policy.severity,
         scope=doc.spec.scope,
         source=policy.policy.source.file,
         rationale=doc.metadata.rationale.strip() if doc.metadata.rationale else None,

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from policy_engine.cel import Backend, create_backend
-from policy_engine.engine import Context, Facts, FailOn, Settings, evaluate
-from policy_engine.errors import ExitCode, InputError, InputErrors
+from policy_engine.cel import Backend, CelCompileError, Checker, create_backend
+from policy_engine.engine import Context, Facts, FailOn, Settings, enforcement_level, evaluate
+from policy_engine.errors import ExitCode, InputError, InputErrors, json_path
 from policy_engine.loading import Portfolio, load_portfolio
 from policy_engine.models.report import Override, Report
 from policy_engine.models.types import format_timestamp
@@ -17,6 +17,7 @@ from policy_engine.outputs import OutputSpec, emit
 from policy_engine.policies import (
     CompiledPolicy,
     PolicySource,
+    apply_config,
     apply_params,
     builtin_source,
     compile_policies,
@@ -25,6 +26,7 @@ from policy_engine.policies import (
 from policy_engine.report import build_report
 from policy_engine.sources import DirectorySource, display_prefix, repo_root_of
 from policy_engine.targets import build_targets
+from policy_engine.waivers import LedgerRules
 
 BackendChoice = Literal["auto", "cpp", "python"]
 
@@ -35,6 +37,7 @@ class LoadOptions:
     policy_dirs: tuple[Path, ...] = ()
     builtin: bool = True
     backend: BackendChoice = "auto"
+    disallow_overrides: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +58,7 @@ class Loaded:
     policies: list[CompiledPolicy]
     overrides: list[Override]
     backend: Backend
+    matchers: dict[str, Any] = field(default_factory=dict)
 
 
 def policy_sources(options: LoadOptions) -> list[PolicySource]:
@@ -93,17 +97,80 @@ def load_all(options: LoadOptions) -> Loaded:
     if portfolio is not None and policies:
         try:
             overrides = apply_params(policies, portfolio.portfolio.policy_params, portfolio.source)
+            if options.disallow_overrides:
+                for override in overrides:
+                    errors.append(_disallowed(override))
+            policies, configured = apply_config(
+                policies, portfolio.config, portfolio.config_source, disallow=options.disallow_overrides
+            )
+            overrides += configured
         except InputErrors as exc:
             errors.extend(exc.errors)
-    backend = create_backend(options.backend)
+    choice = options.backend
+    if choice == "auto" and portfolio is not None and portfolio.config.cel_backend:
+        choice = portfolio.config.cel_backend
+    backend = create_backend(choice)
     compiled: list[CompiledPolicy] = []
     try:
         compiled = compile_policies(policies, backend)
     except InputErrors as exc:
         errors.extend(exc.errors)
+    matchers = _compile_matchers(portfolio, backend, errors) if portfolio is not None else {}
     if errors or portfolio is None:
         raise InputErrors(errors)
-    return Loaded(portfolio, compiled, overrides, backend)
+    return Loaded(portfolio, compiled, overrides, backend, matchers)
+
+
+def _disallowed(override: Override) -> InputError:
+    file, _, line = override.source.rpartition(":")
+    return InputError(
+        file,
+        int(line) if line.isdigit() else 1,
+        1,
+        f"override of {override.policy_id} {override.setting} is not allowed (--disallow-overrides)",
+        "",
+        "no local overrides",
+    )
+
+
+def _compile_matchers(portfolio: Portfolio, backend: Backend, errors: list[InputError]) -> dict[str, Any]:
+    """CEL ``match`` selectors of exceptions, compiled like policy expressions."""
+    checker = Checker.create()
+    programs: dict[str, Any] = {}
+    source = portfolio.exceptions_source
+    for index, exception in enumerate(portfolio.exceptions.exceptions):
+        if exception.match is None or source is None:
+            continue
+        path = ("exceptions", index, "match")
+        try:
+            if checker is not None:
+                checker.check(exception.match, "bool")
+            programs[exception.id] = backend.compile(exception.match)
+        except CelCompileError as exc:
+            line, column = source.locate(path)
+            errors.append(
+                InputError(
+                    source.file,
+                    line,
+                    column,
+                    f"CEL: {exc.message}",
+                    json_path(path),
+                    "a CEL expression over the target",
+                )
+            )
+    return programs
+
+
+def ledger_rules(loaded: Loaded, context: Context) -> LedgerRules:
+    head = loaded.portfolio.portfolio
+    config = loaded.portfolio.config.exceptions
+    return LedgerRules(
+        roster={p.login: p for p in head.roster},
+        approver_roles=list(config.approver_roles or head.authority.exception_approver_roles),
+        config=config,
+        severity={p.id: p.policy.severity for p in loaded.policies},
+        hard=frozenset(p.id for p in loaded.policies if enforcement_level(p, context) == "hard"),
+    )
 
 
 def build_check_report(options: CheckOptions, loaded: Loaded, facts: Facts | None = None) -> Report:
@@ -116,6 +183,8 @@ def build_check_report(options: CheckOptions, loaded: Loaded, facts: Facts | Non
         settings,
         facts or Facts(),
         loaded.portfolio.exceptions.exceptions,
+        ledger_rules(loaded, options.context),
+        loaded.matchers,
     )
     return build_report(
         outcome,

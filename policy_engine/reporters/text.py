@@ -99,11 +99,22 @@ def _summary(report: Report, color: bool) -> list[str]:
     out = []
     blocking = [f for f in report.findings if f.blocking]
     if blocking:
-        policies = sorted({f.policy_id for f in blocking})
         out.append(
-            _paint(f"Blocked: {len(blocking)} finding(s) from {', '.join(policies)}", "block", color)
-            + f" (context {report.context}; errors and soft/hard failures at or above --fail-on block)"
+            _paint(f"Blocked by {len(blocking)} finding(s) in context {report.context}:", "block", color)
         )
+        per_policy: dict[str, list[Finding]] = defaultdict(list)
+        for finding in blocking:
+            per_policy[finding.policy_id].append(finding)
+        for policy_id, found in sorted(per_policy.items()):
+            first = found[0]
+            why = (
+                "could not be evaluated (fail closed)"
+                if first.status == "error"
+                else (f"{first.severity} severity, {first.enforcement} enforcement")
+            )
+            targets = ", ".join(sorted({f.target for f in found})[:4])
+            more = "" if len({f.target for f in found}) <= 4 else ", …"
+            out.append(f"  {policy_id}: {len(found)} ({why}) on {targets}{more}")
     verdict = f"exit {report.summary.exit_code}"
     out.append(f"Summary: {', '.join(parts) or 'nothing evaluated'} — {len(blocking)} blocking, {verdict}")
     return out
