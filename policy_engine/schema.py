@@ -14,6 +14,7 @@ SCHEMAS: dict[str, str] = {
     "portfolio": "policy_engine.models.portfolio:PortfolioFile",
     "model": "policy_engine.models.portfolio:ModelFile",
     "exceptions": "policy_engine.models.portfolio:ExceptionsFile",
+    "config": "policy_engine.models.config:ConfigFile",
     "policy": "policy_engine.models.policy:PolicyFile",
     "report": "policy_engine.models.report:Report",
 }
