@@ -153,11 +153,13 @@ def evaluate(
             activation = backend.activation(data)
             for policy in by_scope[scope]:
                 for finding in _evaluate_policy(policy, target, data, activation, backend, settings, waivers):
+                    if isinstance(finding, str):  # an unlisted pass or skip: counted only
+                        outcome.by_status[finding] += 1
+                        continue
                     outcome.by_status[finding.status] += 1
                     if finding.status in ("fail", "error"):
                         outcome.by_severity[finding.severity] += 1
-                    if settings.keep_all or finding.status not in ("pass", "skip"):
-                        outcome.findings.append(finding)
+                    outcome.findings.append(finding)
     outcome.findings.sort(
         key=lambda f: (f.location.file or "", f.location.line or 0, f.policy_id, f.target, f.validation)
     )
@@ -193,11 +195,13 @@ def _evaluate_policy(
     backend: Backend,
     settings: Settings,
     waivers: Waivers,
-) -> Iterator[Finding]:
+) -> Iterator[Finding | str]:
     severity: Any = policy.policy.severity
     level = enforcement_level(policy, settings.context)
 
-    def make(validation: CompiledValidation, status: Status, message: str, **extra: Any) -> Finding:
+    def make(validation: CompiledValidation, status: Status, message: str, **extra: Any) -> Finding | str:
+        if status in ("pass", "skip") and not settings.keep_all:
+            return status  # listed only with --all; building the finding would be wasted work
         exception_id = None
         if status == "fail" and level != "hard":
             exception_id = waivers.find(policy.id, target.id, activation, backend)
