@@ -105,11 +105,47 @@ def explain_error(raw: str) -> str:
         match = pattern.search(raw)
         if match:
             return f"missing field '{match.group(1)}'"
+    overload = _overload(raw)
+    if overload:
+        return f"no such function or operator: {overload}"
     if "overload" in raw.lower():
         return "no such function or operator for these argument types (" + raw.split(":")[-1].strip() + ")"
     if "division by zero" in raw.lower() or "divide by zero" in raw.lower():
         return "division by zero"
     return raw.strip().splitlines()[0] if raw.strip() else "evaluation error"
+
+
+_OVERLOAD_CPP = re.compile(r"No matching overloads found : (\S+)\((.*)\)")
+_OVERLOAD_PY = re.compile(r"no matching overload for Token\('RULE', '(\w+)'\) applied to '\((.*)\)'")
+_PY_TYPE = re.compile(r"<class '(?:[\w.]*\.)?(\w+?)(?:Type)?'>")
+_PY_OPERATORS = {
+    "addition_add": "_+_",
+    "addition_sub": "_-_",
+    "multiplication_mul": "_*_",
+    "multiplication_div": "_/_",
+    "multiplication_mod": "_%_",
+    "relation_eq": "_==_",
+    "relation_ne": "_!=_",
+    "relation_lt": "_<_",
+    "relation_le": "_<=_",
+    "relation_gt": "_>_",
+    "relation_ge": "_>=_",
+    "relation_in": "@in",
+}
+_CPP_TYPES = {"int64": "int", "uint64": "uint", "null_type": "null", "none": "null"}
+
+
+def _overload(raw: str) -> str | None:
+    """``_+_(int, double)`` from either runtime's "no matching overload" text, else None."""
+    match = _OVERLOAD_CPP.search(raw)
+    if match:
+        types = [_CPP_TYPES.get(t.strip(), t.strip()) for t in match.group(2).split(",") if t.strip()]
+        return f"{match.group(1)}({', '.join(types)})"
+    match = _OVERLOAD_PY.search(raw)
+    if match and match.group(1) in _PY_OPERATORS:
+        types = [_CPP_TYPES.get(t.lower(), t.lower()) for t in _PY_TYPE.findall(match.group(2))]
+        return f"{_PY_OPERATORS[match.group(1)]}({', '.join(types)})"
+    return None
 
 
 _CPP_ERROR = re.compile(r"ERROR: <input>:(\d+):(\d+): (.*)")
@@ -118,7 +154,8 @@ _CPP_ERROR = re.compile(r"ERROR: <input>:(\d+):(\d+): (.*)")
 def _cpp_compile_error(exc: Exception) -> CelCompileError:
     match = _CPP_ERROR.search(str(exc))
     if match:
-        return CelCompileError(int(match.group(1)), int(match.group(2)), match.group(3).strip())
+        message = match.group(3).strip().removesuffix("[INVALID_ARGUMENT]").strip()
+        return CelCompileError(int(match.group(1)), int(match.group(2)), message)
     return CelCompileError(1, 1, str(exc).strip().splitlines()[0])
 
 
@@ -261,7 +298,16 @@ class PythonBackend:
             value = program.evaluate(activation)
         except self._celpy.CELEvalError as exc:
             raise CelEvalError(explain_error(str(exc.args[0]) if exc.args else str(exc))) from None
-        except (RecursionError, OverflowError, ValueError, TypeError, ZeroDivisionError) as exc:
+        except (
+            RecursionError,
+            OverflowError,
+            ValueError,
+            TypeError,
+            ZeroDivisionError,
+            IndexError,
+            KeyError,
+        ) as exc:
+            # cel-python lets some internal errors escape (e.g. IndexError on `error && error`).
             raise CelEvalError(explain_error(str(exc))) from None
         if isinstance(value, self._celpy.CELEvalError):
             raise CelEvalError(explain_error(str(value.args[0]) if value.args else str(value)))

@@ -48,6 +48,10 @@ class LoadedPolicy:
 
     def __post_init__(self) -> None:
         self.severity = self.severity or self.doc.metadata.severity
+        # Defaults until apply_params runs, so policies compile even when the portfolio did
+        # not load (its errors are reported; the policies' must not be spurious).
+        if not self.params:
+            self.params = {name: _as_param(spec.default) for name, spec in self.doc.spec.params.items()}
         declared = self.doc.spec.enforcement
         if declared is not None and not self.enforcement:
             levels = {
@@ -357,7 +361,7 @@ def _compile_one(
             try:
                 checker.check(text, want)
             except CelCompileError as exc:
-                errors.append(_located(policy.source, path, exc))
+                errors.append(_located(policy.source, path, exc, text))
                 return None
         try:
             source = inline(text, policy.params, expanded)
@@ -367,7 +371,7 @@ def _compile_one(
         try:
             return backend.compile(source)
         except CelCompileError as exc:
-            errors.append(_located(policy.source, path, exc))
+            errors.append(_located(policy.source, path, exc, text))
             return None
 
     for index, variable in enumerate(spec.variables):
@@ -404,23 +408,9 @@ def _compile_one(
     return CompiledPolicy(policy, match, programs, validations, used)
 
 
-def _located(source: SourceMap, path: YamlPath, exc: CelCompileError) -> InputError:
-    """Place a CEL error inside the YAML scalar that holds the expression."""
-    start = source.values.get(path)
-    if start is None:
-        line, column = source.locate(path)
-    else:
-        line, column, style = start
-        if style in ("|", ">"):
-            # Block scalars start on the next line, indented past their key (usually by 2).
-            key_column = source.positions.get(path, (line, 1))[1]
-            line, column = line + exc.line, key_column + 2 + exc.column - 1
-        else:
-            quote = 1 if style in ("'", '"') else 0
-            line, column = (
-                line + exc.line - 1,
-                (column + quote + exc.column - 1 if exc.line == 1 else exc.column),
-            )
+def _located(source: SourceMap, path: YamlPath, exc: CelCompileError, text: str) -> InputError:
+    """Place a CEL error inside the YAML scalar that holds the expression ``text``."""
+    line, column = source.value_position(path, text, exc.line, exc.column)
     return InputError(
         source.file,
         line,

@@ -9,7 +9,7 @@ expand a small file into an enormous document.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
@@ -36,6 +36,8 @@ class SourceMap:
     # need it to place CEL compile errors inside the expression text.
     values: dict[Path, tuple[int, int, str]] = field(default_factory=dict)
     track_values: bool = False
+    # The file's text, kept with ``track_values`` to map positions inside folded scalars.
+    text: str = ""
 
     def locate(self, path: Path) -> tuple[int, int]:
         """Position of ``path`` or of its nearest recorded ancestor."""
@@ -46,6 +48,49 @@ class SourceMap:
             if not path:
                 return (1, 1)
             path = path[:-1]
+
+    def value_position(self, path: Path, value: str, line: int, column: int) -> tuple[int, int]:
+        """File position of ``line:column`` (1-based) inside the scalar ``value`` at ``path``.
+
+        Walks the scalar's source text alongside its value, so folded (``>``), plain multi-line
+        and quoted scalars map back to the line the user wrote, whatever the indentation.
+        """
+        start = self.values.get(path)
+        if start is None or not self.text:
+            return self.locate(path)
+        lines = value.split("\n")
+        line = max(1, min(line, len(lines)))
+        target = sum(len(text) + 1 for text in lines[: line - 1]) + max(column, 1) - 1
+        target = min(target, len(value.rstrip()))  # "unexpected end of input" -> after the last token
+        text = self.text
+        start_line, start_column, style = start
+        pos = 0
+        for _ in range(start_line - 1):
+            pos = text.index("\n", pos) + 1
+        pos += start_column - 1
+        if style in ("|", ">"):
+            pos = text.find("\n", pos) + 1 or len(text)  # content starts on the next line
+        elif style in ("'", '"'):
+            pos += 1
+        blank = " \t\r\n"
+        index = 0
+        while index < target and pos < len(text):
+            char = value[index]
+            if style == '"' and text[pos] == "\\":
+                pos += 2
+            elif char in blank:
+                while pos < len(text) and text[pos] in blank:
+                    pos += 1
+            else:
+                while pos < len(text) and text[pos] in blank:
+                    pos += 1
+                pos += 2 if style == "'" and char == "'" and text.startswith("''", pos) else 1
+            index += 1
+        if index < len(value) and value[index] not in blank:
+            while pos < len(text) and text[pos] in blank:
+                pos += 1
+        pos = min(pos, len(text))
+        return text.count("\n", 0, pos) + 1, pos - (text.rfind("\n", 0, pos) + 1) + 1
 
     def error(self, path: Path, message: str, expected: str = "") -> InputError:
         line, column = self.locate(path)
@@ -73,13 +118,15 @@ def decode(raw: bytes, file: str) -> str:
 
 def parse(text: str, file: str, *, track_values: bool = False) -> tuple[Any, SourceMap]:
     """Parse one YAML document into plain values plus its source map."""
-    source = SourceMap(file, track_values=track_values)
+    source = SourceMap(file, track_values=track_values, text=text if track_values else "")
     try:
         root = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         problem = exc.problem or exc.context or "invalid YAML"
+        if exc.context and problem.startswith("but "):  # "expected a single document…; but found…"
+            problem = f"{exc.context}, {problem}"
         raise YamlError(InputError(file, line, column, f"invalid YAML: {problem}")) from None
     except yaml.YAMLError as exc:
         raise YamlError(InputError(file, 1, 1, f"invalid YAML: {exc}")) from None
@@ -123,6 +170,10 @@ class _Builder:
             )
         if depth > MAX_DEPTH:
             raise self.fail(node, path, "document is nested too deeply", f"at most {MAX_DEPTH}")
+        if isinstance(node, yaml.MappingNode | yaml.SequenceNode):
+            plain_tag = _TAG + ("map" if isinstance(node, yaml.MappingNode) else "seq")
+            if node.tag != plain_tag:
+                raise self.fail(node, path, f"unsupported YAML tag {node.tag}", "plain mappings and lists")
         if isinstance(node, yaml.MappingNode):
             return self.mapping(node, path, depth)
         if isinstance(node, yaml.SequenceNode):
@@ -202,3 +253,25 @@ class _Builder:
             # Kept as written: the schema checks the zone, and CEL parses RFC 3339 strings.
             return node.value
         raise self.fail(node, path, f"unsupported YAML tag {tag}", "plain strings, numbers, booleans")
+
+
+class _PlainLoader(_Loader):  # type: ignore[misc]
+    """Safe loading without positions; timestamps stay the strings written, as in ``parse``."""
+
+    yaml_implicit_resolvers: ClassVar[dict[Any, Any]] = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag != _TAG + "timestamp"]
+        for first, resolvers in _Loader.yaml_implicit_resolvers.items()
+    }
+
+
+def load_plain(raw: bytes) -> Any:
+    """Plain values of one document, or None when it is not valid YAML.
+
+    For scanning many historical blobs (history, sign-off attribution) where only a few fields
+    are read and nothing is reported against positions; files that are evaluated go through
+    ``parse``.
+    """
+    try:
+        return yaml.load(raw, Loader=_PlainLoader)
+    except (yaml.YAMLError, RecursionError, UnicodeDecodeError):
+        return None

@@ -16,7 +16,8 @@ from policy_engine.reporters import sarif
 FindingFactory = Callable[..., Finding]
 ReportFactory = Callable[..., Report]
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2].parent / "shared/reference/sarif-schema-2.1.0.json"
+# The official OASIS SARIF 2.1.0 schema, vendored so the test runs on any checkout.
+SCHEMA_PATH = Path(__file__).resolve().parents[1] / "data" / "sarif-schema-2.1.0.json"
 
 
 @pytest.fixture(scope="module")
