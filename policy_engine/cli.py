@@ -142,12 +142,36 @@ def cli() -> None:
     help="Lowest severity that can block.",
 )
 @click.option("--all", "show_all", is_flag=True, help="List passing and skipped findings too.")
+@click.option(
+    "--base",
+    metavar="REF",
+    help="Pull-request mode: compare with the merge base of REF and the head, under the base's "
+    "rules (default: origin/$GITHUB_BASE_REF when that is set).",
+)
+@click.option("--head", metavar="REF", help="Head revision (default: the working tree).")
+@click.option(
+    "--new-only", is_flag=True, help="Leave out findings already present at the base that do not block."
+)
+@click.option(
+    "--reviews",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Pull request reviews as the GitHub REST API lists them (JSON).",
+)
+@click.option(
+    "--signoff-verification",
+    type=click.Choice(["github-reviews", "git", "declared"]),
+    help="How sign-offs are verified (pull-request mode default: declared, i.e. trusted and "
+    "reported as unverified).",
+)
+@click.option("--history", is_flag=True, help="Compute git history facts (always on with --base).")
 def check(**kwargs: Any) -> None:
     """Evaluate the policies against the portfolio at PATH and report findings."""
 
     def action() -> int:
-        from policy_engine.commands.check import CheckOptions, run_check
+        from policy_engine.commands.check import CheckOptions, GitOptions, run_check
         from policy_engine.outputs import parse_formats
+
+        base = kwargs["base"] or os.environ.get("GITHUB_BASE_REF") or None
 
         options = CheckOptions(
             load=_load_options(**kwargs),
@@ -160,6 +184,14 @@ def check(**kwargs: Any) -> None:
             step_summary=Path(os.environ["GITHUB_STEP_SUMMARY"])
             if os.environ.get("GITHUB_STEP_SUMMARY")
             else None,
+            git=GitOptions(
+                base=base,
+                head=kwargs["head"],
+                new_only=kwargs["new_only"],
+                reviews=kwargs["reviews"],
+                signoff_verification=kwargs["signoff_verification"],
+                history=kwargs["history"],
+            ),
         )
         return run_check(options)
 
@@ -236,6 +268,151 @@ def digest(target: str, path: Path) -> None:
                         click.echo(version_digest(version))
                         return ExitCode.OK
         raise UsageError(f"{target}: no such model version in {path}")
+
+    _run(action)
+
+
+@cli.command("test")
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--format", "output_format", type=click.Choice(["text", "junit"]), default="text", show_default=True
+)
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), help="Write the report to a file.")
+@click.option(
+    "--require-coverage", is_flag=True, help="Fail when a validation was not seen both passing and failing."
+)
+@click.option(
+    "--no-builtin", is_flag=True, help="Do not load the built-in pack beside the policies under test."
+)
+@click.option(
+    "--cel-backend", type=click.Choice(["auto", "cpp", "python"]), default="auto", show_default=True
+)
+def test_command(
+    paths: tuple[Path, ...],
+    output_format: str,
+    output: Path | None,
+    require_coverage: bool,
+    no_builtin: bool,
+    cel_backend: str,
+) -> None:
+    """Run policy test suites (*.test.yaml) under PATHS (default: policies/) and report coverage."""
+
+    def action() -> int:
+        from policy_engine.commands.policy_test import run_policy_tests
+
+        return run_policy_tests(
+            list(paths) or [Path("policies")],
+            output_format=cast(Any, output_format),
+            output=output,
+            require_coverage=require_coverage,
+            backend=cel_backend,
+            include_builtin=not no_builtin,
+        )
+
+    _run(action)
+
+
+@cli.command()
+@click.option(
+    "--check", "check_only", is_flag=True, help="Exit 1 when the file is stale instead of writing it."
+)
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("docs/policies.md"),
+    show_default=True,
+)
+def docs(check_only: bool, output: Path) -> None:
+    """Write the policy reference (one section per built-in policy) from the policy files."""
+
+    def action() -> int:
+        from policy_engine.commands.docs import run_docs
+
+        return run_docs(check_only, output)
+
+    _run(action)
+
+
+@cli.group()
+def residency() -> None:
+    """Measured residency: import OpenCost, Prometheus or FOCUS data into the native format."""
+
+
+@residency.command("import")
+@click.option("--from", "source", type=click.Choice(["opencost", "prometheus", "focus"]), required=True)
+@click.argument("inputs", nargs=-1, type=click.Path(path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Native file to write (.jsonl or .csv), e.g. residency/2026-11.jsonl.",
+)
+@click.option(
+    "--portfolio",
+    "portfolio_root",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="Portfolio root: attribute through its selectors and check the currency.",
+)
+@click.option("--opencost", "opencost_url", metavar="URL", help="Read a live OpenCost API.")
+@click.option("--prometheus", "prometheus_url", metavar="URL", help="Read a live Prometheus.")
+@click.option("--window-start", metavar="TIMESTAMP", help="Start of the window to import (RFC 3339).")
+@click.option("--window-end", metavar="TIMESTAMP", help="End of the window (exclusive).")
+@click.option("--label", metavar="KEY", help="Deployment label or FOCUS tag (default: from the selectors).")
+@click.option("--currency", metavar="CODE", help="ISO 4217 currency of the records.")
+@click.option(
+    "--queries",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="YAML or JSON overriding the Prometheus queries (see docs/residency.md).",
+)
+@click.option("--step", default="5m", show_default=True, help="Prometheus range-query step.")
+@click.option(
+    "--cost-column",
+    type=click.Choice(["EffectiveCost", "BilledCost", "ListCost"]),
+    default="EffectiveCost",
+    show_default=True,
+    help="FOCUS cost basis.",
+)
+@click.option(
+    "--instance-types",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="FOCUS instance type → GPU table (YAML/JSON).",
+)
+@click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds per HTTP request.")
+@click.option("--as-of", help="Now, for the default live window and fetched_at (RFC 3339).")
+def residency_import(**kw: Any) -> None:
+    """Convert OpenCost, Prometheus or FOCUS data into native residency records.
+
+    Credentials for live sources come from the environment, never from the command line:
+    POLICY_ENGINE_{OPENCOST,PROMETHEUS}_BEARER_TOKEN[_FILE], _USERNAME/_PASSWORD, _CA_BUNDLE.
+    """
+
+    def action() -> int:
+        from policy_engine.commands.residency import import_residency
+
+        source = kw["source"]
+        live = {"opencost": kw["opencost_url"], "prometheus": kw["prometheus_url"]}
+        for name, url in live.items():
+            if url and name != source:
+                raise UsageError(f"--{name} needs --from {name}")
+        return import_residency(
+            source,
+            list(kw["inputs"]),
+            kw["output"],
+            portfolio_root=kw["portfolio_root"],
+            url=live.get(source),
+            window_start=kw["window_start"],
+            window_end=kw["window_end"],
+            label=kw["label"],
+            currency=kw["currency"],
+            queries=kw["queries"],
+            step=kw["step"],
+            cost_column=kw["cost_column"],
+            instance_types=kw["instance_types"],
+            timeout=kw["timeout"],
+            environ=os.environ,
+            now=parse_as_of(kw["as_of"]) if kw["as_of"] else None,
+        )
 
     _run(action)
 

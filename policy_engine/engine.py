@@ -56,7 +56,7 @@ class Outcome:
 
 _MISSING_REASON = {
     "measured": "no measured residency for this target",
-    "history": "no git history (run inside a git repository)",
+    "history": "no git history (use --history, or --base for a pull request)",
     "change": "not a pull-request run (use --base)",
 }
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -24,7 +26,7 @@ from policy_engine.policies import (
     load_policies,
 )
 from policy_engine.report import build_report
-from policy_engine.sources import DirectorySource, display_prefix, repo_root_of
+from policy_engine.sources import DirectorySource, FileSource, display_prefix, repo_root_of
 from policy_engine.targets import build_targets
 from policy_engine.waivers import LedgerRules
 
@@ -41,6 +43,22 @@ class LoadOptions:
 
 
 @dataclass(frozen=True, slots=True)
+class GitOptions:
+    """Pull-request mode (``base``) and the other git-derived facts; see ``pullrequest``."""
+
+    base: str | None = None
+    head: str | None = None
+    new_only: bool = False
+    reviews: Path | None = None
+    signoff_verification: Literal["github-reviews", "git", "declared"] | None = None
+    history: bool = False
+
+    @property
+    def active(self) -> bool:
+        return bool(self.base or self.head or self.new_only or self.history or self.signoff_verification)
+
+
+@dataclass(frozen=True, slots=True)
 class CheckOptions:
     load: LoadOptions
     as_of: datetime
@@ -50,6 +68,7 @@ class CheckOptions:
     show_all: bool = False
     color: bool = False
     step_summary: Path | None = None
+    git: GitOptions = field(default_factory=GitOptions)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +78,7 @@ class Loaded:
     overrides: list[Override]
     backend: Backend
     matchers: dict[str, Any] = field(default_factory=dict)
+    residency: list[Any] | None = None  # native residency records, when the portfolio has some
 
 
 def policy_sources(options: LoadOptions) -> list[PolicySource]:
@@ -66,7 +86,7 @@ def policy_sources(options: LoadOptions) -> list[PolicySource]:
     prefix = display_prefix(root)
     sources = [builtin_source()] if options.builtin else []
     if (root / "policies").is_dir():
-        sources.append(PolicySource(DirectorySource(root), "policies", prefix))
+        sources.append(PolicySource(DirectorySource(root), "policies", prefix + "policies/"))
     repo = repo_root_of(root)
     for directory in options.policy_dirs:
         resolved = directory.resolve()
@@ -80,17 +100,30 @@ def policy_sources(options: LoadOptions) -> list[PolicySource]:
     return sources
 
 
-def load_all(options: LoadOptions) -> Loaded:
+@dataclass(frozen=True, slots=True)
+class Inputs:
+    """Where ``load_all`` reads from instead of the working tree (pull-request mode: the
+    merged portfolio and the base revision's policy directories)."""
+
+    portfolio: Callable[[], Portfolio]
+    policy_sources: list[PolicySource]
+    residency: Callable[[], list[Any] | None] | None = None
+
+
+def load_all(options: LoadOptions, inputs: Inputs | None = None) -> Loaded:
     """Load the portfolio and the policies and compile everything, collecting every input error."""
     errors: list[InputError] = []
     portfolio = None
     try:
-        portfolio = load_portfolio(DirectorySource(options.path), display_prefix(options.path))
+        if inputs is not None:
+            portfolio = inputs.portfolio()
+        else:
+            portfolio = load_portfolio(DirectorySource(options.path), display_prefix(options.path))
     except InputErrors as exc:
         errors.extend(exc.errors)
     policies = []
     try:
-        policies = load_policies(policy_sources(options))
+        policies = load_policies(inputs.policy_sources if inputs is not None else policy_sources(options))
     except InputErrors as exc:
         errors.extend(exc.errors)
     overrides: list[Override] = []
@@ -116,9 +149,49 @@ def load_all(options: LoadOptions) -> Loaded:
     except InputErrors as exc:
         errors.extend(exc.errors)
     matchers = _compile_matchers(portfolio, backend, errors) if portfolio is not None else {}
+    residency = None
+    try:
+        if inputs is None:
+            residency = load_measured(DirectorySource(options.path), display_prefix(options.path))
+        elif inputs.residency is not None:
+            residency = inputs.residency()
+    except InputErrors as exc:
+        errors.extend(exc.errors)
     if errors or portfolio is None:
         raise InputErrors(errors)
-    return Loaded(portfolio, compiled, overrides, backend, matchers)
+    return Loaded(portfolio, compiled, overrides, backend, matchers, residency)
+
+
+def load_measured(files: FileSource, prefix: str) -> list[Any] | None:
+    """Native residency records under ``residency/``; None when the portfolio keeps none."""
+    if not files.list("residency", (".jsonl", ".csv")):
+        return None
+    from policy_engine.residency.native import load_residency  # only portfolios with data pay for it
+
+    return load_residency(files, prefix)
+
+
+def with_measured(facts: Facts | None, loaded: Loaded, as_of: datetime) -> Facts | None:
+    """Join the portfolio's residency records unless the caller already supplied measured facts."""
+    if loaded.residency is None or (facts is not None and (facts.measured or "measured" in facts.available)):
+        return facts
+    from policy_engine.residency.aggregate import measure
+
+    measured = measure(loaded.portfolio, loaded.residency, as_of)
+    facts = facts or Facts()
+    extra = dict(facts.extra)
+    unknown = [
+        {"id": deployment, **{k: v for k, v in info.items() if k in ("records", "cost")}}
+        for deployment, info in sorted(measured.unknown_deployments().items())
+    ]
+    unknown_cost = round(sum(float(u.get("cost") or 0.0) for u in unknown), 2)
+    extra["portfolio"] = {
+        **extra.get("portfolio", {}),
+        "measured": {"unknown_deployments": unknown, "unknown_cost": unknown_cost},
+    }
+    return dataclasses.replace(
+        facts, measured=measured.by_target, extra=extra, available=facts.available | {"measured"}
+    )
 
 
 def _disallowed(override: Override) -> InputError:
@@ -175,6 +248,7 @@ def ledger_rules(loaded: Loaded, context: Context) -> LedgerRules:
 
 def build_check_report(options: CheckOptions, loaded: Loaded, facts: Facts | None = None) -> Report:
     settings = Settings(options.as_of, options.context, options.fail_on, keep_all=options.show_all)
+    facts = with_measured(facts, loaded, options.as_of)
     targets = build_targets(loaded.portfolio)
     outcome = evaluate(
         targets,
@@ -197,8 +271,13 @@ def build_check_report(options: CheckOptions, loaded: Loaded, facts: Facts | Non
 
 
 def run_check(options: CheckOptions) -> int:
-    loaded = load_all(options.load)
-    report = build_check_report(options, loaded)
+    if options.git.active:
+        from policy_engine.pullrequest import git_check_report  # GitPython only when asked for
+
+        report = git_check_report(options)
+    else:
+        loaded = load_all(options.load)
+        report = build_check_report(options, loaded)
     emit(report, options.outputs, color=options.color, step_summary=options.step_summary)
     return report.summary.exit_code
 
