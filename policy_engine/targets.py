@@ -108,7 +108,9 @@ def deployment_floor(deployment: Deployment, head: PortfolioFile) -> float | Non
 
 
 def _sum(values: list[float | None]) -> float | None:
-    return None if any(v is None for v in values) else round(sum(v for v in values if v is not None), 2)
+    if any(v is None for v in values):
+        return None
+    return round(float(sum(v for v in values if v is not None)), 2)  # a float even when empty
 
 
 def build_targets(portfolio: Portfolio) -> TargetSet:
@@ -178,7 +180,7 @@ def _add_model(
         data = versions_data[vi]
         deployments = data["deployments"]
         floor = versions_by_key[(model.id, version.version)][1]
-        _derive_version(data, version, model, floor, versions_by_key)
+        _derive_version(data, version, model, floor, versions_by_key, head.rates.gpu_hour)
         vpath: YamlPath = ("versions", vi)
         targets.add(
             Target(
@@ -251,7 +253,13 @@ def _derive_version(
     model: ModelFile,
     floor: float | None,
     versions_by_key: dict[tuple[str, str], tuple[Version, float | None]],
+    rates: dict[str, float],
 ) -> None:
+    """Fields computed per version (never authored): ``id``, ``model_id``, ``digest``,
+    ``requested_stage`` (defaults to ``stage``), ``floor_monthly`` (when every accelerator is
+    priced), ``warm_replicas``, ``warm_gpus``, ``max_replicas_per_region``,
+    ``unpriced_accelerators``, ``incumbent_stage`` / ``incumbent_floor_monthly`` (canary and
+    shadow), ``fallback_primary_stage`` (fallback) and ``signoff_roles``."""
     data["id"] = f"{model.id}@{version.version}"
     data["model_id"] = model.id
     data["digest"] = version_digest(version)
@@ -263,6 +271,12 @@ def _derive_version(
     data["warm_replicas"] = sum(d.replicas.min for d in warm)
     data["warm_gpus"] = sum(d.replicas.min * d.accelerator.count for d in warm)
     data["max_replicas_per_region"] = min((d.replicas.max for d in version.deployments), default=0)
+    # Accelerator types of warm deployments with no rates.gpu_hour entry; while any is listed,
+    # the version has no floor_monthly.
+    unpriced = {d.accelerator.type for d in warm if d.accelerator.type not in rates}
+    data["unpriced_accelerators"] = sorted(unpriced)
+    # The version a canary or shadow is tested against: its stage when it is in the portfolio,
+    # and its warm floor when every accelerator it uses is priced.
     incumbent = (
         version.canary.of_version
         if version.canary
@@ -270,9 +284,10 @@ def _derive_version(
     )
     if incumbent is not None:
         found = versions_by_key.get((model.id, incumbent))
-        if found is not None and found[1] is not None:
-            data["incumbent_floor_monthly"] = found[1]
+        if found is not None:
             data["incumbent_stage"] = found[0].stage
+            if found[1] is not None:
+                data["incumbent_floor_monthly"] = found[1]
     if version.fallback is not None:
         ref = version.fallback.for_version
         primary = versions_by_key.get((ref.model, ref.version))
