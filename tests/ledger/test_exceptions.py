@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -44,6 +45,9 @@ versions:
         traffic_percent: 10
         replicas: {min: 1, max: 2}
         accelerator: {type: nvidia-l4, count: 1}
+        owner_team: ml
+        cost_center: CC-5
+        selectors: {k8s_labels: {portfolio.acme.io/deployment: clf-v2}}
 """
 
 AS_OF = "2025-06-30T00:00:00Z"
@@ -77,11 +81,36 @@ def make_portfolio(root: Path, exceptions: list[dict[str, Any]], config: str | N
     return root
 
 
+REPO = Path(__file__).resolve().parents[2]
+# The ledger is tested with the policies it concerns only, so the rest of the pack can evolve.
+POLICIES = ("canary.max-duration", "exception.valid", "exception.hygiene", "signoff.expiry")
+
+
+def policy_dir(root: Path) -> Path:
+    directory = root.parent / f"{root.name}-policies"
+    directory.mkdir(exist_ok=True)
+    for name in POLICIES:
+        shutil.copy(REPO / "policies" / f"{name}.yaml", directory)
+    return directory
+
+
 def run(root: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, dict[str, Any], str]:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("GITHUB_") and k != "PRE_COMMIT"}
     environment.update(env or {})
     result = subprocess.run(
-        [sys.executable, "-m", "policy_engine", "check", str(root), "--format", "json", *args],
+        [
+            sys.executable,
+            "-m",
+            "policy_engine",
+            "check",
+            str(root),
+            "--format",
+            "json",
+            "--no-builtin",
+            "--policies",
+            str(policy_dir(root)),
+            *args,
+        ],
         capture_output=True,
         text=True,
         env=environment,
