@@ -74,6 +74,7 @@ def _load_options(**kwargs: Any) -> Any:
     path: Path = kwargs["path"]
     if not path.is_dir():
         raise UsageError(f"{path}: no such directory (expected a portfolio root with portfolio.yaml)")
+    _configure_cache(path, enabled=not kwargs["no_cache"])
     return LoadOptions(
         path=path,
         policy_dirs=tuple(kwargs["policies"]),
@@ -81,6 +82,22 @@ def _load_options(**kwargs: Any) -> Any:
         backend=kwargs["cel_backend"],
         disallow_overrides=kwargs["disallow_overrides"],
     )
+
+
+def _configure_cache(path: Path, *, enabled: bool) -> None:
+    """DESIGN §9: ${POLICY_ENGINE_CACHE_DIR:-$XDG_CACHE_HOME/policy-engine}, never inside the repository."""
+    from policy_engine import parsecache
+    from policy_engine.sources import repo_root_of
+
+    directory = os.environ.get("POLICY_ENGINE_CACHE_DIR")
+    if not directory:
+        base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        directory = str(Path(base) / "policy-engine")
+    cache = Path(directory).resolve()
+    if enabled and cache.is_relative_to(repo_root_of(path)):
+        click.echo(f"warning: parse cache {cache} is inside the repository; not caching", err=True)
+        enabled = False
+    parsecache.configure(cache if enabled else None)
 
 
 def _load_flags(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -93,6 +110,9 @@ def _load_flags(function: Callable[..., Any]) -> Callable[..., Any]:
     function = click.option("--no-builtin", is_flag=True, help="Do not load the built-in policy pack.")(
         function
     )
+    function = click.option(
+        "--no-cache", is_flag=True, help="Do not read or write the parse cache (files keyed by content hash)."
+    )(function)
     function = click.option(
         "--disallow-overrides",
         is_flag=True,

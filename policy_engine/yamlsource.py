@@ -8,14 +8,35 @@ expand a small file into an enormous document.
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import yaml
 
+from policy_engine import parsecache
 from policy_engine.errors import InputError, json_path
 
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_BaseLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(_BaseLoader):  # type: ignore[misc]
+    """The safe loader with plain-scalar resolution memoised: keys and enum values repeat a lot."""
+
+    _tags: ClassVar[dict[tuple[str, tuple[bool, bool]], str]] = {}
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+        if kind is yaml.ScalarNode and implicit[0]:
+            memo = (value, implicit)
+            tag = self._tags.get(memo)
+            if tag is None:
+                tag = super().resolve(kind, value, implicit)
+                if len(self._tags) < 100_000:
+                    self._tags[memo] = tag
+            return tag
+        return super().resolve(kind, value, implicit)
+
+
 _SCALARS = yaml.constructor.SafeConstructor()
 
 # A document may not expand (through aliases) to more values than this, nor nest deeper.
@@ -117,7 +138,25 @@ def decode(raw: bytes, file: str) -> str:
 
 
 def parse(text: str, file: str, *, track_values: bool = False) -> tuple[Any, SourceMap]:
-    """Parse one YAML document into plain values plus its source map."""
+    """Parse one YAML document into plain values plus its source map (cached by content)."""
+    digest = parsecache.key(text.encode("utf-8"), f"yaml:{int(track_values)}")
+    cached = parsecache.lookup(digest)
+    if cached is not None:
+        value, positions, values = cached
+        source = SourceMap(file, positions, values, track_values, text if track_values else "")
+        return value, source
+    collecting = gc.isenabled()
+    gc.disable()  # parsing allocates many long-lived objects; collecting meanwhile is wasted work
+    try:
+        value, source = _parse(text, file, track_values)
+    finally:
+        if collecting:
+            gc.enable()
+    parsecache.store(digest, (value, source.positions, source.values))
+    return value, source
+
+
+def _parse(text: str, file: str, track_values: bool) -> tuple[Any, SourceMap]:
     source = SourceMap(file, track_values=track_values, text=text if track_values else "")
     try:
         root = yaml.compose(text, Loader=_Loader)
@@ -255,8 +294,10 @@ class _Builder:
         raise self.fail(node, path, f"unsupported YAML tag {tag}", "plain strings, numbers, booleans")
 
 
-class _PlainLoader(_Loader):  # type: ignore[misc]
+class _PlainLoader(_Loader):
     """Safe loading without positions; timestamps stay the strings written, as in ``parse``."""
+
+    _tags: ClassVar[dict[tuple[str, tuple[bool, bool]], str]] = {}  # its resolvers differ: own memo
 
     yaml_implicit_resolvers: ClassVar[dict[Any, Any]] = {
         first: [(tag, regexp) for tag, regexp in resolvers if tag != _TAG + "timestamp"]

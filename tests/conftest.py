@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -26,12 +27,17 @@ def _is_detected(name: str) -> bool:
     return name.startswith("GITHUB_") or name in _DETECTED
 
 
+_TEST_CACHE = Path(tempfile.gettempdir()) / f"policy-engine-test-cache-{os.getpid()}"
+
+
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """No test sees the CI or pre-commit environment it happens to run in."""
     for name in list(os.environ):
         if _is_detected(name):
             monkeypatch.delenv(name)
+    # Keep the parse cache of test runs out of the user's cache directory.
+    monkeypatch.setenv("POLICY_ENGINE_CACHE_DIR", str(_TEST_CACHE))
 
 
 class CliResult(NamedTuple):
