@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from policy_engine.errors import InputError, InputErrors
 from policy_engine.models.config import ConfigFile
 from policy_engine.models.portfolio import ExceptionsFile, ModelFile, PortfolioFile
+from policy_engine.parallel import parse_all
 from policy_engine.sources import FileSource
 from policy_engine.validation import validate
 from policy_engine.yamlsource import SourceMap, YamlError, decode, parse
@@ -97,11 +98,7 @@ def load_portfolio(files: FileSource, prefix: str = "") -> Portfolio:
                 "portfolio.yaml at the portfolio root (see examples/acme-portfolio)",
             )
         )
-    models: list[ModelEntry] = []
-    for path in files.list(MODELS_DIR, YAML_SUFFIXES):
-        loaded = load_document(files, path, prefix + path, ModelFile, errors)
-        if loaded is not None:
-            models.append(ModelEntry(*loaded))
+    models = _load_models(files, prefix, errors)
     exceptions = load_document(files, EXCEPTIONS_FILE, prefix + EXCEPTIONS_FILE, ExceptionsFile, errors)
     config = load_document(files, CONFIG_FILE, prefix + CONFIG_FILE, ConfigFile, errors)
     errors.extend(_identity_errors(models, exceptions))
@@ -116,6 +113,34 @@ def load_portfolio(files: FileSource, prefix: str = "") -> Portfolio:
         config=config[0] if config else ConfigFile(),
         config_source=config[1] if config else None,
     )
+
+
+def _load_models(files: FileSource, prefix: str, errors: list[InputError]) -> list[ModelEntry]:
+    """Every ``models/**/*.yaml``; many files are parsed on all cores (see ``parallel``)."""
+    items: list[tuple[bytes, str]] = []
+    for path in files.list(MODELS_DIR, YAML_SUFFIXES):
+        shown = prefix + path
+        try:
+            raw = files.read(path)
+        except PermissionError as exc:
+            errors.append(InputError(shown, 1, 1, str(exc), "", "a file inside the portfolio"))
+            continue
+        if raw is not None:
+            items.append((raw, shown))
+    models: list[ModelEntry] = []
+    for (_, shown), parsed in zip(items, parse_all(items), strict=True):
+        if isinstance(parsed, InputError):
+            errors.append(parsed)
+            continue
+        data, source = parsed
+        if not isinstance(data, dict):
+            errors.append(InputError(shown, 1, 1, "top level is not a mapping", "$", "a YAML mapping"))
+            continue
+        document, problems = validate(ModelFile, data, source)
+        errors.extend(problems)
+        if document is not None:
+            models.append(ModelEntry(document, source))
+    return models
 
 
 def _identity_errors(models: list[ModelEntry], exceptions: tuple[Any, SourceMap] | None) -> list[InputError]:

@@ -139,12 +139,10 @@ def decode(raw: bytes, file: str) -> str:
 
 def parse(text: str, file: str, *, track_values: bool = False) -> tuple[Any, SourceMap]:
     """Parse one YAML document into plain values plus its source map (cached by content)."""
-    digest = parsecache.key(text.encode("utf-8"), f"yaml:{int(track_values)}")
-    cached = parsecache.lookup(digest)
-    if cached is not None:
-        value, positions, values = cached
-        source = SourceMap(file, positions, values, track_values, text if track_values else "")
-        return value, source
+    digest = _cache_key(text, track_values)
+    hit = from_cache(text, file, track_values=track_values, digest=digest)
+    if hit is not None:
+        return hit
     collecting = gc.isenabled()
     gc.disable()  # parsing allocates many long-lived objects; collecting meanwhile is wasted work
     try:
@@ -154,6 +152,21 @@ def parse(text: str, file: str, *, track_values: bool = False) -> tuple[Any, Sou
             gc.enable()
     parsecache.store(digest, (value, source.positions, source.values))
     return value, source
+
+
+def _cache_key(text: str, track_values: bool) -> str:
+    return parsecache.key(text.encode("utf-8"), f"yaml:{int(track_values)}")
+
+
+def from_cache(
+    text: str, file: str, *, track_values: bool = False, digest: str | None = None
+) -> tuple[Any, SourceMap] | None:
+    """The parse of ``text`` if the parse cache holds it."""
+    cached = parsecache.lookup(digest or _cache_key(text, track_values))
+    if cached is None:
+        return None
+    value, positions, values = cached
+    return value, SourceMap(file, positions, values, track_values, text if track_values else "")
 
 
 def _parse(text: str, file: str, track_values: bool) -> tuple[Any, SourceMap]:
