@@ -1,23 +1,36 @@
-"""Time ``policy-engine check`` end to end on synthetic portfolios, per size and CEL backend.
+"""Benchmark ``policy-engine check`` per portfolio size and CEL backend.
 
-    python bench/run.py [--sizes 1000,10000] [--backends cpp,python] [--out bench/out]
+    python bench/run.py [--sizes 100,1000,10000,50000] [--backends cpp,python] [--out bench/out]
+                        [--python-max 10000]
 
-For each size it generates a portfolio (bench/generate.py), then:
-- runs the real CLI in a fresh process (wall time, the figure a user sees), and
-- runs the same pipeline in-process with a timer per stage (load, compile, evaluate, report),
-- and, as baselines in the same process, ``json.load`` of the same data (the parsing floor).
-Prints a Markdown table and writes JSON next to it for comparisons across commits.
+For each size it generates a portfolio in the project's layout (bench/generate.py) and measures:
+
+- ``cold`` and ``warm``: the real CLI in a fresh process, first with an empty parse cache, then
+  with the cache filled by that first run; wall time and peak RSS of the process;
+- the stages of the same pipeline in this process: import (in a fresh interpreter), load
+  (parse + validate), compile, targets, evaluate, report;
+- two floors measured in the same run: the bare cel-expr-python loop over the same compiled
+  expressions and pre-built activations (the evaluation floor) and ``json.load`` of the same
+  data (the parsing floor).
+
+Prints a Markdown table and writes ``results.json`` beside it for comparisons across commits.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
+import os
+import platform
+import resource
+import shutil
 import subprocess
 import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from generate import generate
@@ -25,121 +38,190 @@ from generate import generate
 AS_OF = "2026-03-01T00:00:00Z"
 
 
-def end_to_end(root: Path, backend: str) -> float:
+def cli_run(root: Path, backend: str, cache: Path) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MB) of one ``check`` in a fresh process."""
+    env = {**os.environ, "POLICY_ENGINE_CACHE_DIR": str(cache)}
+    command = [
+        sys.executable,
+        "-m",
+        "policy_engine",
+        "check",
+        str(root),
+        "--as-of",
+        AS_OF,
+        "--cel-backend",
+        backend,
+        "--format",
+        "json",
+        "--output",
+        str(root.parent / "report.json"),
+    ]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     start = time.perf_counter()
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "policy_engine",
-            "check",
-            str(root),
-            "--as-of",
-            AS_OF,
-            "--cel-backend",
-            backend,
-            "--format",
-            "json",
-            "--output",
-            str(root / "report.json"),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     elapsed = time.perf_counter() - start
     if result.returncode not in (0, 1):
         raise SystemExit(f"check failed ({result.returncode}): {result.stderr}")
-    return elapsed
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return elapsed, max(peak, before) / 1024
+
+
+def import_seconds() -> float:
+    code = (
+        "import time; t = time.perf_counter(); import policy_engine.cli, policy_engine.commands.check; "
+        "print(time.perf_counter() - t)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(out.stdout)
 
 
 def stages(root: Path, backend: str) -> dict[str, float]:
-    from policy_engine.commands.check import CheckOptions, LoadOptions, ledger_rules, load_all
+    from policy_engine import parsecache
+    from policy_engine.commands.check import LoadOptions, ledger_rules, load_all
     from policy_engine.engine import Facts, Settings, evaluate
+    from policy_engine.loading import load_portfolio
     from policy_engine.report import build_report
     from policy_engine.reporters.json_ import render
+    from policy_engine.sources import DirectorySource
     from policy_engine.targets import build_targets
 
+    parsecache.configure(None)
     as_of = datetime(2026, 3, 1, tzinfo=UTC)
-    options = CheckOptions(load=LoadOptions(path=root, backend=backend), as_of=as_of, context="audit")  # type: ignore[arg-type]
-    timings: dict[str, float] = {}
+    out: dict[str, float] = {}
     start = time.perf_counter()
-    loaded = load_all(options.load)  # load + validate + compile
-    timings["load+compile"] = time.perf_counter() - start
+    load_portfolio(DirectorySource(root))
+    out["load"] = time.perf_counter() - start
+    start = time.perf_counter()
+    loaded = load_all(LoadOptions(path=root, backend=backend))  # type: ignore[arg-type]
+    out["compile"] = max(0.0, time.perf_counter() - start - out["load"])
     start = time.perf_counter()
     targets = build_targets(loaded.portfolio)
-    timings["targets"] = time.perf_counter() - start
+    out["targets"] = time.perf_counter() - start
+    settings = Settings(as_of, "audit")
+    rules = ledger_rules(loaded, "audit")
     start = time.perf_counter()
     outcome = evaluate(
         targets,
         loaded.policies,
         loaded.backend,
-        Settings(as_of, "audit"),
+        settings,
         Facts(),
         loaded.portfolio.exceptions.exceptions,
-        ledger_rules(loaded, "audit"),
+        rules,
         loaded.matchers,
     )
-    timings["evaluate"] = time.perf_counter() - start
+    out["evaluate"] = time.perf_counter() - start
     start = time.perf_counter()
-    report = build_report(
-        outcome, loaded.policies, loaded.overrides, as_of=AS_OF, context="audit", backend=loaded.backend.name
+    render(
+        build_report(
+            outcome,
+            loaded.policies,
+            loaded.overrides,
+            as_of=AS_OF,
+            context="audit",
+            backend=loaded.backend.name,
+        )
     )
-    text = render(report)
-    timings["report"] = time.perf_counter() - start
-    # Parsing floor: the same portfolio as JSON.
+    out["report"] = time.perf_counter() - start
+    if backend == "cpp":
+        out["evaluate floor"] = evaluation_floor(targets, loaded, as_of)
+    out["json.load floor"] = parsing_floor(root)
+    return out
+
+
+def evaluation_floor(targets: Any, loaded: Any, as_of: datetime) -> float:
+    """The same compiled expressions over pre-built activations, in a bare loop."""
+    from policy_engine.cel import VARIABLES
+
+    base: dict[str, Any] = {name: {} for name in VARIABLES}
+    base.update(targets.shared)
+    base["now"] = as_of
+    work = []
+    for policy in loaded.policies:
+        programs = [p for p in ([policy.match] + [v.program for v in policy.validations]) if p is not None]
+        for target in targets.by_scope.get(policy.policy.doc.spec.scope, []):
+            work.append((programs, target))
+    activations = {}
+    for _, target in work:
+        if target.id not in activations:
+            activations[target.id] = loaded.backend.activation({**base, **target.data})
+    gc.collect()
+    start = time.perf_counter()
+    for programs, target in work:
+        activation = activations[target.id]
+        for program in programs:
+            program.eval(activation)
+    return time.perf_counter() - start
+
+
+def parsing_floor(root: Path) -> float:
     import yaml
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    as_json = root.parent / (root.name + ".json")
-    docs = [yaml.load(p.read_text(), Loader=loader) for p in sorted((root / "models").glob("*.yaml"))]
-    as_json.write_text(json.dumps(docs))
+    as_json = root.parent / f"{root.name}.json"
+    if not as_json.exists():
+        docs = [yaml.load(p.read_text(), Loader=loader) for p in sorted((root / "models").glob("*.yaml"))]
+        as_json.write_text(json.dumps(docs, default=str))
     start = time.perf_counter()
     json.loads(as_json.read_text())
-    timings["json.load floor"] = time.perf_counter() - start
-    timings["report bytes"] = float(len(text))
-    return timings
+    return time.perf_counter() - start
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--sizes", default="1000,10000")
+    parser.add_argument("--sizes", default="100,1000,10000,50000")
     parser.add_argument("--backends", default="cpp,python")
+    parser.add_argument("--python-max", type=int, default=10000, help="largest size for the python backend")
     parser.add_argument("--out", type=Path, default=Path("bench/out"))
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []
+    imports = import_seconds()
     for size in [int(s) for s in args.sizes.split(",")]:
         root = args.out / f"portfolio-{size}"
         generate(root, size)
         for backend in args.backends.split(","):
-            wall = end_to_end(root, backend)
-            timing = stages(root, backend)
-            rows.append(
-                {
-                    "versions": size,
-                    "backend": backend,
-                    "wall_s": round(wall, 3),
-                    **{k: round(v, 3) for k, v in timing.items()},
-                }
-            )
-            print(f"  {size} {backend}: {wall:.2f}s", file=sys.stderr)
+            if backend == "python" and size > args.python_max:
+                continue
+            cache = args.out / f"cache-{size}-{backend}"
+            shutil.rmtree(cache, ignore_errors=True)
+            cold, rss = cli_run(root, backend, cache)
+            warm, _ = cli_run(root, backend, cache)
+            row = {
+                "versions": size,
+                "backend": backend,
+                "cold_s": round(cold, 3),
+                "warm_s": round(warm, 3),
+                "peak_rss_mb": round(rss),
+                "import": round(imports, 3),
+                **{k: round(v, 3) for k, v in stages(root, backend).items()},
+            }
+            row["ms_per_version"] = round(cold / size * 1000, 3)
+            rows.append(row)
+            print(f"  {size} {backend}: cold {cold:.2f}s warm {warm:.2f}s", file=sys.stderr)
     headers = [
         "versions",
         "backend",
-        "wall_s",
-        "load+compile",
+        "cold_s",
+        "warm_s",
+        "ms_per_version",
+        "peak_rss_mb",
+        "import",
+        "load",
+        "compile",
         "targets",
         "evaluate",
+        "evaluate floor",
         "report",
         "json.load floor",
     ]
+    print(f"Python {platform.python_version()}, {os.cpu_count()} cores; seconds unless stated.\n")
     print("| " + " | ".join(headers) + " |")
-    print("|" + "---|" * len(headers))
+    print("|" + "---:|" * len(headers))
     for row in rows:
-        print("| " + " | ".join(str(row[h]) for h in headers) + " |")
+        print("| " + " | ".join(str(row.get(h, "–")) for h in headers) + " |")
     (args.out / "results.json").write_text(json.dumps(rows, indent=2) + "\n")
 
 

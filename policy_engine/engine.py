@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -52,6 +52,20 @@ class Outcome:
     findings: list[Finding] = field(default_factory=list)
     by_status: Counter[str] = field(default_factory=Counter)
     by_severity: Counter[str] = field(default_factory=Counter)
+    waived_by: Counter[str] = field(default_factory=Counter)  # exception id -> findings waived
+
+    def merge(self, part: Outcome) -> None:
+        self.findings.extend(part.findings)
+        self.by_status.update(part.by_status)
+        self.by_severity.update(part.by_severity)
+
+
+# Maps a function over chunks of targets; a process pool may split them (policy_engine.parallel).
+Runner = Callable[[Callable[[list[Target]], "Outcome"], list[Target]], Iterable["Outcome"]]
+
+
+def _in_process(function: Callable[[list[Target]], Outcome], targets: list[Target]) -> list[Outcome]:
+    return [function(targets)]
 
 
 _MISSING_REASON = {
@@ -115,12 +129,15 @@ def evaluate(
     exceptions: list[PolicyException],
     rules: LedgerRules | None = None,
     matchers: dict[str, Any] | None = None,
+    runner: Runner | None = None,
 ) -> Outcome:
     """Evaluate every policy on every target of its scope.
 
     Exception-scope policies (the ledger) run last, so they can see which exceptions waived
-    something in this run.
+    something in this run. ``runner`` maps the evaluation over chunks of a scope's targets
+    (default: in this process, one chunk); the results do not depend on how it splits them.
     """
+    runner = runner or _in_process
     outcome = Outcome()
     rules = rules or LedgerRules(roster={}, approver_roles=[])
     assessments = {e.id: assess(e, settings.as_of, rules) for e in exceptions}
@@ -138,12 +155,10 @@ def evaluate(
     base: dict[str, Any] = {name: {} for name in VARIABLES}
     base.update(targets.shared)
     base["now"] = settings.as_of
-    order = sorted(by_scope, key=lambda scope: scope == "exception")
-    for scope in order:
-        extra = facts.extra
-        if scope == "exception":
-            extra = {**facts.extra, **_ledger_fields(exceptions, assessments, waivers)}
-        for target in targets.by_scope.get(scope, []):
+
+    def run(chunk: list[Target], scope: str, extra: dict[str, dict[str, dict[str, Any]]]) -> Outcome:
+        part = Outcome()
+        for target in chunk:
             data = dict(base)
             data.update(target.data)
             for kind in FACT_KINDS:
@@ -154,12 +169,35 @@ def evaluate(
             for policy in by_scope[scope]:
                 for finding in _evaluate_policy(policy, target, data, activation, backend, settings, waivers):
                     if isinstance(finding, str):  # an unlisted pass or skip: counted only
-                        outcome.by_status[finding] += 1
+                        part.by_status[finding] += 1
                         continue
-                    outcome.by_status[finding.status] += 1
+                    part.by_status[finding.status] += 1
                     if finding.status in ("fail", "error"):
-                        outcome.by_severity[finding.severity] += 1
-                    outcome.findings.append(finding)
+                        part.by_severity[finding.severity] += 1
+                    part.findings.append(finding)
+        part.waived_by = waivers.used.copy()
+        return part
+
+    # Every scope but the ledger may be split across workers; the ledger runs last, here, so it
+    # sees what every exception waived anywhere.
+    for scope in sorted(by_scope, key=lambda scope: scope == "exception"):
+        scoped = targets.by_scope.get(scope, [])
+        if scope == "exception":
+            extra = {**facts.extra, **_ledger_fields(exceptions, assessments, waivers)}
+            outcome.merge(run(scoped, scope, extra))
+            continue
+        # A worker's counter starts from ``before``; the run's count is ``before`` plus each
+        # chunk's increase (in-process the single chunk already counted into the same object).
+        before = waivers.used.copy()
+        increase: Counter[str] = Counter()
+
+        def chunk_of(chunk: list[Target], scope: str = scope) -> Outcome:
+            return run(chunk, scope, facts.extra)
+
+        for part in runner(chunk_of, scoped):
+            outcome.merge(part)
+            increase.update(part.waived_by - before)
+        waivers.used = before + increase
     outcome.findings.sort(
         key=lambda f: (f.location.file or "", f.location.line or 0, f.policy_id, f.target, f.validation)
     )

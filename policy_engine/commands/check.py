@@ -16,6 +16,7 @@ from policy_engine.loading import Portfolio, load_portfolio
 from policy_engine.models.report import Override, Report
 from policy_engine.models.types import format_timestamp
 from policy_engine.outputs import OutputSpec, emit
+from policy_engine.parallel import fork_runner
 from policy_engine.policies import (
     CompiledPolicy,
     PolicySource,
@@ -259,6 +260,7 @@ def build_check_report(options: CheckOptions, loaded: Loaded, facts: Facts | Non
         loaded.portfolio.exceptions.exceptions,
         ledger_rules(loaded, options.context),
         loaded.matchers,
+        runner=fork_runner(),
     )
     return build_report(
         outcome,
