@@ -15,8 +15,13 @@ cel-expr-python's type checker (no extensions), whichever backend evaluates it.
 from __future__ import annotations
 
 import re
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from time import perf_counter
 from typing import Any, Literal
 
 BackendName = Literal["cpp", "python"]
@@ -54,6 +59,121 @@ class CelEvalError(Exception):
     """An expression could not be evaluated (missing key, wrong type, overflow...)."""
 
 
+class BudgetExceeded(CelEvalError):
+    """An evaluation ran past its budget; the message says "exceeded the evaluation budget"."""
+
+
+# ---------------------------------------------------------------------------- evaluation budget
+
+# cel-expr-python's own limit: it stops an evaluation after this many comprehension iterations.
+CPP_ITERATIONS = 10_000
+# Expressions longer than this are refused at compile time (cel-expr-python's codepoint limit,
+# applied to cel-python too so that both backends accept the same policies).
+MAX_EXPRESSION_CHARS = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """How long CEL may run, like Kubernetes' CEL budgets (per call, and per policy binding).
+
+    ``expression``: seconds one evaluation may take. cel-python, a tree-walking interpreter, is
+    interrupted when its time is up; cel-expr-python cannot be interrupted, but its iteration
+    budget (``CPP_ITERATIONS``) bounds every evaluation, and one that still took longer than
+    ``expression`` counts as exceeding the budget once it returns.
+    ``policy``: seconds all evaluations of one policy on one target may take together (match,
+    validations, messages and the variable values reported with a finding); see ``Meter``.
+    Both are far above what a real policy needs (microseconds to milliseconds).
+    """
+
+    expression: float = 1.0
+    policy: float = 5.0
+
+
+DEFAULT_BUDGET = Budget()
+
+
+class Meter:
+    """What one policy has left of its budget on one target; each evaluation draws on it."""
+
+    __slots__ = ("budget", "spent")
+
+    def __init__(self, budget: Budget) -> None:
+        self.budget = budget
+        self.spent = 0.0
+
+    @property
+    def left(self) -> float:
+        return self.budget.policy - self.spent
+
+
+def _exceeded(what: str) -> BudgetExceeded:
+    return BudgetExceeded(f"exceeded the evaluation budget ({what})")
+
+
+def _seconds(value: float) -> str:
+    return f"{value:g} s"
+
+
+class _Timeout(BaseException):
+    """Raised inside cel-python by the interval timer. A BaseException, so that no
+    ``except Exception`` inside the interpreter can swallow it."""
+
+
+@contextmanager
+def _deadline(seconds: float) -> Iterator[None]:
+    """Interrupt the (pure Python) code inside after ``seconds`` with ``_Timeout``.
+
+    Uses SIGALRM through ``setitimer``, so it works in the main thread only; elsewhere, or when
+    another timer would fire first, nothing is interrupted and the caller's accounting after
+    the fact still applies. The previous handler and timer are restored.
+    """
+    usable = hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+    pending = signal.getitimer(signal.ITIMER_REAL)[0] if usable else 0.0
+    if not usable or (pending and pending <= seconds):
+        yield
+        return
+    armed = [True]
+
+    def on_alarm(signum: int, frame: Any) -> None:
+        if armed[0]:
+            raise _Timeout
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    outer = signal.setitimer(signal.ITIMER_REAL, max(seconds, 1e-6))
+    started = perf_counter()
+    try:
+        yield
+    finally:
+        try:
+            armed[0] = False
+        except _Timeout:  # the alarm arrived just as the evaluation finished: it finished
+            armed[0] = False
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        if outer[0] > 0:  # someone else's timer was running: give back what is left of it
+            signal.setitimer(signal.ITIMER_REAL, max(outer[0] - (perf_counter() - started), 1e-6), outer[1])
+
+
+def _limit(budget: Budget, meter: Meter | None) -> tuple[float, str]:
+    """Seconds this evaluation may take, and which budget that is."""
+    if meter is not None and meter.left < budget.expression:
+        return meter.left, f"{_seconds(budget.policy)} per policy and target"
+    return budget.expression, f"{_seconds(budget.expression)} per expression"
+
+
+def _charge(meter: Meter | None, elapsed: float) -> None:
+    if meter is not None:
+        meter.spent += elapsed
+
+
+def _overran(budget: Budget, meter: Meter | None, elapsed: float) -> None:
+    """An evaluation that finished past either budget is an error all the same."""
+    if meter is not None and meter.left < 0:
+        raise _exceeded(f"{_seconds(budget.policy)} per policy and target")
+    if elapsed > budget.expression:
+        raise _exceeded(f"{_seconds(budget.expression)} per expression")
+
+
 # ---------------------------------------------------------------------------- shared functions
 
 
@@ -79,7 +199,8 @@ def fmt(value: Any) -> str:
             return f"{sign}{total / 3600:.1f}h"
         return f"{sign}{total:.0f}s"
     if isinstance(value, datetime):
-        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        value = value.astimezone(UTC)
+        return f"{value.year:04d}-{value:%m-%d %H:%M} UTC"  # %Y would write the year 1 as "1"
     if isinstance(value, list | tuple):
         return ", ".join(fmt(v) for v in value)
     if isinstance(value, int):
@@ -101,6 +222,10 @@ _KEY_PY = re.compile(r"no such member in mapping: '([^']*)'")
 
 def explain_error(raw: str) -> str:
     """One wording for evaluation errors, whichever runtime raised them."""
+    if "iteration budget exceeded" in raw.lower():
+        return f"exceeded the evaluation budget ({CPP_ITERATIONS:,} comprehension iterations per expression)"
+    if "recursion" in raw.lower() and ("depth" in raw.lower() or "limit" in raw.lower()):
+        return "the expression nests too deeply to evaluate (recursion limit)"
     for pattern in (_KEY_CPP, _KEY_PY):
         match = pattern.search(raw)
         if match:
@@ -227,9 +352,10 @@ class CppBackend:
 
     name: BackendName = "cpp"
 
-    def __init__(self) -> None:
+    def __init__(self, budget: Budget | None = None) -> None:
         from cel_expr_python import cel
 
+        self.budget = budget or DEFAULT_BUDGET
         self._cel = cel
         names = dict.fromkeys(VARIABLES, cel.Type.DYN)
         names["now"] = cel.Type.TIMESTAMP
@@ -245,11 +371,25 @@ class CppBackend:
     def activation(self, data: dict[str, Any]) -> Any:
         return self._env.Activation(data=data)
 
-    def evaluate(self, program: Any, activation: Any) -> Any:
+    def evaluate(self, program: Any, activation: Any, meter: Meter | None = None) -> Any:
+        """The value of ``program``; ``meter`` is the budget its policy has left on this target.
+
+        The runtime's iteration budget bounds each call; time is charged afterwards."""
+        if meter is not None and meter.spent >= self.budget.policy:
+            raise _exceeded(f"{_seconds(self.budget.policy)} per policy and target")
+        started = perf_counter()
         try:
             value = program.eval(activation)
         except RuntimeError as exc:  # budget, recursion and other runtime failures
+            _charge(meter, perf_counter() - started)
             raise CelEvalError(explain_error(str(exc))) from None
+        elapsed = perf_counter() - started  # inline: this is the hot path
+        if meter is not None:
+            meter.spent += elapsed
+            if meter.spent > self.budget.policy or elapsed > self.budget.expression:
+                _overran(self.budget, meter, elapsed)
+        elif elapsed > self.budget.expression:
+            _overran(self.budget, meter, elapsed)
         if value.type() == self._error:
             raise CelEvalError(explain_error(str(value.value())))
         return value.plain_value()
@@ -260,10 +400,11 @@ class PythonBackend:
 
     name: BackendName = "python"
 
-    def __init__(self) -> None:
+    def __init__(self, budget: Budget | None = None) -> None:
         import celpy
         from celpy import celtypes
 
+        self.budget = budget or DEFAULT_BUDGET
         self._celpy: Any = celpy
         self._types = celtypes
         self._env = celpy.Environment()
@@ -276,12 +417,18 @@ class PythonBackend:
         }
 
     def compile(self, source: str) -> Any:
+        if len(source) > MAX_EXPRESSION_CHARS:  # the same limit as cel-expr-python's
+            raise CelCompileError(
+                1, 1, f"expression is {len(source):,} characters, above the {MAX_EXPRESSION_CHARS:,} limit"
+            )
         try:
             ast = self._env.compile(source)
         except self._celpy.CELParseError as exc:
             line = getattr(exc, "line", None) or 1
             column = (getattr(exc, "column", None) or 0) + 1
             raise CelCompileError(line, column, str(exc.args[0]).splitlines()[0] or "syntax error") from None
+        except RecursionError:
+            raise CelCompileError(1, 1, "expression nests too deeply to compile") from None
         return self._env.program(ast, functions=self._functions)
 
     def activation(self, data: dict[str, Any]) -> Any:
@@ -293,22 +440,30 @@ class PythonBackend:
                 converted[name] = self._celpy.json_to_cel(value)
         return converted
 
-    def evaluate(self, program: Any, activation: Any) -> Any:
+    def evaluate(self, program: Any, activation: Any, meter: Meter | None = None) -> Any:
+        """The value of ``program``; ``meter`` is the budget its policy has left on this target.
+
+        cel-python has no budget of its own: the interpreter is interrupted when this call's
+        share of the budget runs out (see ``_deadline``), and time is charged afterwards."""
+        limit, what = _limit(self.budget, meter)
+        if limit <= 0:
+            raise _exceeded(what)
+        started = perf_counter()
         try:
-            value = program.evaluate(activation)
+            with _deadline(limit):
+                value = program.evaluate(activation)
+        except _Timeout:
+            raise _exceeded(what) from None
         except self._celpy.CELEvalError as exc:
             raise CelEvalError(explain_error(str(exc.args[0]) if exc.args else str(exc))) from None
-        except (
-            RecursionError,
-            OverflowError,
-            ValueError,
-            TypeError,
-            ZeroDivisionError,
-            IndexError,
-            KeyError,
-        ) as exc:
-            # cel-python lets some internal errors escape (e.g. IndexError on `error && error`).
-            raise CelEvalError(explain_error(str(exc))) from None
+        except Exception as exc:
+            # cel-python lets internal errors escape (IndexError on `error && error`,
+            # RecursionError on deep nesting...): each is an evaluation error, never a crash.
+            raise CelEvalError(explain_error(str(exc) or type(exc).__name__)) from None
+        finally:
+            elapsed = perf_counter() - started
+            _charge(meter, elapsed)
+        _overran(self.budget, meter, elapsed)
         if isinstance(value, self._celpy.CELEvalError):
             raise CelEvalError(explain_error(str(value.args[0]) if value.args else str(value)))
         return self._plain(value)
@@ -339,13 +494,13 @@ class PythonBackend:
 Backend = CppBackend | PythonBackend
 
 
-def create_backend(choice: Literal["auto", "cpp", "python"]) -> Backend:
+def create_backend(choice: Literal["auto", "cpp", "python"], budget: Budget | None = None) -> Backend:
     """``auto`` prefers cel-expr-python and falls back to cel-python only if it cannot import."""
     if choice == "python":
-        return PythonBackend()
+        return PythonBackend(budget)
     if choice == "cpp":
-        return CppBackend()
+        return CppBackend(budget)
     try:
-        return CppBackend()
+        return CppBackend(budget)
     except ImportError:
-        return PythonBackend()
+        return PythonBackend(budget)

@@ -437,5 +437,71 @@ def residency_import(**kw: Any) -> None:
     _run(action)
 
 
+@cli.command()
+@_path_argument
+@_load_flags
+@click.option("--quarter", metavar="YYYYQn", help="Calendar quarter in UTC, e.g. 2026Q3.")
+@click.option(
+    "--since", metavar="DATE", help="Start of a custom period (a UTC midnight), instead of --quarter."
+)
+@click.option(
+    "--until", metavar="DATE", help="End of the custom period, exclusive (default: today's UTC midnight)."
+)
+@click.option(
+    "--as-of",
+    help="Now, RFC 3339 (default: the clock): picks the default period, the last complete quarter.",
+)
+@click.option(
+    "--working-tree",
+    is_flag=True,
+    help="Audit the files on disk (not pinned to a commit) instead of the commit before the period end.",
+)
+@click.option(
+    "--format",
+    "formats",
+    multiple=True,
+    metavar="NAME[=PATH]",
+    help="markdown, html, json; repeatable. Default: markdown.",
+)
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="File for the format given without a path.",
+)
+@click.option(
+    "--fail-on",
+    type=click.Choice(["error", "warning", "never"]),
+    default="never",
+    show_default=True,
+    help="Lowest severity that makes the audit exit 1.",
+)
+def audit(**kwargs: Any) -> None:
+    """Quarterly portfolio review of the portfolio at PATH (always in the audit context).
+
+    The manifest and rules are those of the last first-parent commit before the period's end;
+    measured residency comes from residency/ on disk, limited to the period.
+    """
+
+    def action() -> int:
+        from policy_engine.audit.quarters import choose_period
+        from policy_engine.commands.audit import FORMATS, AuditOptions, run_audit
+        from policy_engine.outputs import parse_formats
+
+        period = choose_period(
+            kwargs["quarter"], kwargs["since"], kwargs["until"], parse_as_of(kwargs["as_of"])
+        )
+        options = AuditOptions(
+            load=_load_options(**kwargs),
+            period=period,
+            fail_on=kwargs["fail_on"],
+            working_tree=kwargs["working_tree"],
+            outputs=parse_formats(kwargs["formats"], kwargs["output"], choices=FORMATS, default="markdown"),
+            progress=sys.stderr.isatty(),
+        )
+        return run_audit(options)
+
+    _run(action)
+
+
 def main() -> None:
     cli(prog_name="policy-engine")

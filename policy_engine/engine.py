@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from policy_engine.cel import VARIABLES, Backend, CelEvalError, fmt
+from policy_engine.cel import VARIABLES, Backend, BudgetExceeded, CelEvalError, Meter, fmt
 from policy_engine.errors import json_path
 from policy_engine.models.policy import SEVERITY_RANK
 from policy_engine.models.portfolio import PolicyException
@@ -236,6 +236,10 @@ def _evaluate_policy(
 ) -> Iterator[Finding | str]:
     severity: Any = policy.policy.severity
     level = enforcement_level(policy, settings.context)
+    # The policy's evaluation budget on this target (like a Kubernetes CEL budget per binding):
+    # every evaluation below draws on it; once spent, the rest are errors naming the policy
+    # and target, and the other policies still run.
+    meter = Meter(backend.budget)
 
     def make(validation: CompiledValidation, status: Status, message: str, **extra: Any) -> Finding | str:
         if status in ("pass", "skip") and not settings.keep_all:
@@ -271,7 +275,7 @@ def _evaluate_policy(
             return
     if policy.match is not None:
         try:
-            applies = backend.evaluate(policy.match, activation)
+            applies = backend.evaluate(policy.match, activation, meter)
         except CelEvalError as exc:
             for validation in policy.validations:
                 yield make(
@@ -279,7 +283,7 @@ def _evaluate_policy(
                     "error",
                     f"{policy.id} could not decide whether it applies to {target.id}: {exc}",
                     remediation=_fix_error(exc),
-                    values=_values(policy, activation, backend),
+                    values=_values(policy, activation, backend, meter),
                 )
             return
         if applies is not True:
@@ -290,14 +294,14 @@ def _evaluate_policy(
             return
     for validation in policy.validations:
         try:
-            result = backend.evaluate(validation.program, activation)
+            result = backend.evaluate(validation.program, activation, meter)
         except CelEvalError as exc:
             yield make(
                 validation,
                 "error",
                 f"{policy.id} could not be evaluated on {target.id}: {exc}",
                 remediation=_fix_error(exc),
-                values=_values(policy, activation, backend),
+                values=_values(policy, activation, backend, meter),
             )
             continue
         if result is True:
@@ -306,44 +310,55 @@ def _evaluate_policy(
             yield make(
                 validation,
                 "fail",
-                _message(validation, activation, backend),
+                _message(validation, activation, backend, meter),
                 remediation=validation.remediation,
-                values=_values(policy, activation, backend),
+                values=_values(policy, activation, backend, meter),
             )
         else:
             yield make(
                 validation,
                 "error",
                 f"{policy.id} validation {validation.key} gave {type(result).__name__}, not a boolean",
-                values=_values(policy, activation, backend),
+                values=_values(policy, activation, backend, meter),
             )
 
 
-def _message(validation: CompiledValidation, activation: Any, backend: Backend) -> str:
-    """The messageExpression when it evaluates to a one-line string, else the static message."""
+def _message(
+    validation: CompiledValidation, activation: Any, backend: Backend, meter: Meter | None = None
+) -> str:
+    """The messageExpression when it evaluates to a one-line string, else the static message
+    (also when it fails or runs out of budget)."""
     if validation.message_program is not None:
         try:
-            text = backend.evaluate(validation.message_program, activation)
+            text = backend.evaluate(validation.message_program, activation, meter)
         except CelEvalError:
             return validation.message
-        if isinstance(text, str) and text.strip() and "\n" not in text.strip():
+        # One printable line only: data quoted into a message must not forge lines or escapes.
+        if isinstance(text, str) and text.strip() and text.strip().isprintable():
             return text.strip()
     return validation.message
 
 
 def _fix_error(exc: CelEvalError) -> str:
     text = str(exc)
+    if isinstance(exc, BudgetExceeded) or text.startswith("exceeded the evaluation budget"):
+        return (
+            "Make the policy cheaper: avoid nested comprehensions over large lists and read values "
+            "the engine precomputes; an unevaluable policy blocks (fail closed)."
+        )
     if text.startswith("missing field"):
         return f"Add the {text.removeprefix('missing ')} to the target, or guard the expression with has()."
     return "Fix the policy expression or the data it reads; an unevaluable policy blocks (fail closed)."
 
 
-def _values(policy: CompiledPolicy, activation: Any, backend: Backend) -> dict[str, Any]:
+def _values(
+    policy: CompiledPolicy, activation: Any, backend: Backend, meter: Meter | None = None
+) -> dict[str, Any]:
     """The variable and parameter values behind a verdict, as JSON-friendly values."""
     values: dict[str, Any] = {f"params.{name}": policy.policy.params.get(name) for name in policy.params_used}
     for variable in policy.variables:
         try:
-            values[variable.name] = _jsonable(backend.evaluate(variable.program, activation))
+            values[variable.name] = _jsonable(backend.evaluate(variable.program, activation, meter))
         except CelEvalError as exc:
             values[variable.name] = f"<error: {exc}>"
     return values
@@ -353,7 +368,8 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, timedelta):
         return fmt(value)
     if isinstance(value, datetime):
-        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        value = value.astimezone(UTC)
+        return f"{value.year:04d}-{value:%m-%dT%H:%M:%S}Z"  # %Y would write the year 1 as "1"
     if isinstance(value, list):
         return [_jsonable(v) for v in value]
     if isinstance(value, dict):

@@ -29,12 +29,13 @@ class InputError:
     expected: str = ""
 
     def render(self) -> str:
-        text = f"{self.file}:{self.line}:{self.column}: {self.message}"
+        """One readable line, however long or strange the values it quotes."""
+        text = f"{self.file}:{self.line}:{self.column}: {clip(self.message, 300)}"
         if self.json_path:
-            text += f" [{self.json_path}]"
+            text += f" [{clip(self.json_path, 200)}]"
         if self.expected:
-            text += f" (expected {self.expected})"
-        return text
+            text += f" (expected {clip(self.expected, 400)})"
+        return printable(text)
 
 
 class InputErrors(Exception):
@@ -47,6 +48,25 @@ class InputErrors(Exception):
 
 class UsageError(Exception):
     """A bad command line (unknown ref, unknown format, conflicting options): exit 2."""
+
+
+def clip(text: str, limit: int = 300) -> str:
+    """A message that quotes a huge value stays readable: keep its start and its end."""
+    if len(text) <= limit:
+        return text
+    keep = (limit - 5) // 2
+    return f"{text[:keep]} ... {text[-keep:]}"
+
+
+def printable(text: str) -> str:
+    """``text`` on one line with every control or invisible character escaped (``\\x1b``).
+
+    Messages quote what hostile files contain; a raw newline would forge another error line,
+    and a terminal escape sequence or a bidirectional override would change what is shown.
+    """
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
 
 
 def json_path(parts: tuple[str | int, ...]) -> str:

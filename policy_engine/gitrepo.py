@@ -128,6 +128,13 @@ class GitRepo:
     def is_shallow(self) -> bool:
         return self._try("rev-parse", "--is-shallow-repository") == "true"
 
+    def uncommitted(self, path: str) -> list[str]:
+        """Repository paths under ``path`` that differ from HEAD (modified, added, untracked)."""
+        args = ("status", "--porcelain", "-z", "--no-renames", "--untracked-files=all", "--", path or ".")
+        raw = self._try(*args) or ""
+        entries = [entry for entry in raw.split("\0") if entry]
+        return sorted({entry[3:] for entry in entries if len(entry) > 3 and entry[2] == " "})
+
     # ------------------------------------------------------------------ refs
 
     def resolve(self, ref: str, option: str) -> str:
@@ -141,7 +148,12 @@ class GitRepo:
             sha = self._try("rev-parse", "--verify", "--quiet", "--end-of-options", f"{candidate}^{{commit}}")
             if sha:
                 return sha.strip()
-        hint = f"; the clone is shallow: {FETCH_HINT}" if self.is_shallow() else ""
+        if self.is_shallow():
+            hint = f"; the clone is shallow: {FETCH_HINT}"
+        elif option == "--base":
+            hint = f"; if it is a branch of the remote, fetch it first (`git fetch origin {ref}`)"
+        else:
+            hint = ""
         raise UsageError(f"{option} {ref}: unknown revision (not a branch, tag or commit here){hint}")
 
     def head(self) -> str:
@@ -170,6 +182,14 @@ class GitRepo:
     def first_parent_chain(self, sha: str) -> list[str]:
         """``sha`` and its first-parent ancestors, newest first."""
         return str(self._git("rev-list", "--first-parent", sha)).split()
+
+    def last_before(self, rev: str, epoch: int) -> CommitInfo | None:
+        """The newest commit on ``rev``'s first-parent line committed strictly before ``epoch``
+        (committer date, seconds since 1970), or None when there is none."""
+        sha = self._try("rev-list", "--first-parent", "-n", "1", f"--min-age={epoch - 1}", rev)
+        if not sha or not sha.strip():
+            return None
+        return self.commit_info(sha.strip())
 
     def commit_info(self, sha: str) -> CommitInfo:
         text = str(self._git("show", "-s", "--format=%H%x1f%ct%x1f%an%x1f%ae", sha))

@@ -50,9 +50,15 @@ class StageHistory:
         }
 
 
+def _scalar(value: Any) -> str:
+    """A scalar as text; anything else as "". Historical blobs are not validated, and ``str``
+    of a structure built from aliases (a billion laughs in an old commit) would never end."""
+    return str(value) if isinstance(value, str | int | float | bool) or value is None else ""
+
+
 def normal_time(value: Any) -> str:
     """A timestamp as the loader normalises it (``Z``), or the text as written if it is not one."""
-    text = str(value)
+    text = _scalar(value)
     try:
         return format_timestamp(parse_timestamp(text))
     except ValueError:
@@ -70,8 +76,8 @@ def summarize(data: Any) -> ModelSummary | None:
     for entry in versions if isinstance(versions, list) else []:
         if not isinstance(entry, dict) or "version" not in entry:
             continue
-        version = str(entry["version"])
-        stages[version] = str(entry.get("stage", ""))
+        version = _scalar(entry["version"])
+        stages[version] = _scalar(entry.get("stage", ""))
         listed = entry.get("signoffs")
         for signoff in listed if isinstance(listed, list) else []:
             if not isinstance(signoff, dict):
@@ -82,9 +88,9 @@ def summarize(data: Any) -> ModelSummary | None:
                 (
                     model_id,
                     version,
-                    str(signoff.get("role", "")),
-                    str(signoff.get("by", "")),
-                    str(digest),
+                    _scalar(signoff.get("role", "")),
+                    _scalar(signoff.get("by", "")),
+                    _scalar(digest),
                     normal_time(signoff.get("at", "")),
                 )
             )

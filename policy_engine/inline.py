@@ -28,6 +28,12 @@ class InlineError(Exception):
     pass
 
 
+# Inlining substitutes each variable's text wherever it is used, so a chain of variables that
+# each use the previous one twice doubles the text at every step: refuse anything longer than
+# the CEL runtimes accept (cel-expr-python's codepoint limit) before it is ever built.
+MAX_INLINED_CHARS = 100_000
+
+
 def literal(value: Any) -> str:
     """A CEL literal for a parameter value. Numbers become doubles (DESIGN: parameters are floats)."""
     if isinstance(value, bool):
@@ -60,8 +66,16 @@ def _scan(text: str, on_reference: Callable[[re.Match[str]], str]) -> str:
 
 def inline(text: str, params: Mapping[str, Any], variables: Mapping[str, str]) -> str:
     """Replace references to parameters and (already inlined) variables."""
+    grown = [len(text)]  # the result's length so far, checked before anything large is built
 
     def one(match: re.Match[str]) -> str:
+        replacement = _replacement(match)
+        grown[0] += len(replacement) - len(match.group(0))
+        if grown[0] > MAX_INLINED_CHARS:
+            raise InlineError(_too_long(grown[0]))
+        return replacement
+
+    def _replacement(match: re.Match[str]) -> str:
         kind, name = match.group("kind"), match.group("name") or match.group("key")
         if name is None:
             raise InlineError(f"use {kind}.NAME; '{kind}' is not a value on its own")
@@ -76,6 +90,13 @@ def inline(text: str, params: Mapping[str, Any], variables: Mapping[str, str]) -
         return f"({variables[name]})"
 
     return _scan(text, one)
+
+
+def _too_long(size: int) -> str:
+    return (
+        f"the expression is {size:,} characters long once params and variables are inlined, above "
+        f"the {MAX_INLINED_CHARS:,} limit (a variable used many times by others multiplies its size)"
+    )
 
 
 def referenced_params(text: str) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,13 +20,22 @@ class OutputSpec:
     path: Path | None
 
 
-def parse_formats(values: tuple[str, ...], output: Path | None) -> list[OutputSpec]:
-    """``--format NAME[=PATH]`` (repeatable); ``--output`` gives the one stdout format a path."""
+def parse_formats(
+    values: tuple[str, ...],
+    output: Path | None,
+    *,
+    choices: Collection[str] | None = None,
+    default: str = "text",
+) -> list[OutputSpec]:
+    """``--format NAME[=PATH]`` (repeatable); ``--output`` gives the one stdout format a path.
+
+    ``choices`` are the format names the command knows (default: the check reporters)."""
+    known = reporters.REPORTERS if choices is None else choices
     specs = []
-    for value in values or ("text",):
+    for value in values or (default,):
         name, _, path = value.partition("=")
-        if name not in reporters.REPORTERS:
-            raise UsageError(f"unknown format {name!r}; choose from {', '.join(reporters.REPORTERS)}")
+        if name not in known:
+            raise UsageError(f"unknown format {name!r}; choose from {', '.join(known)}")
         specs.append(OutputSpec(name, Path(path) if path else None))
     to_stdout = [s for s in specs if s.path is None]
     if len(to_stdout) > 1:
@@ -41,19 +51,63 @@ def parse_formats(values: tuple[str, ...], output: Path | None) -> list[OutputSp
 
 def write_atomic(path: Path, text: str) -> None:
     """Write via a temporary file in the same directory, so a failed run never truncates a report."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    _commit([_stage(path, text)])
+
+
+def _stage(path: Path, text: str) -> tuple[Path, Path]:
+    """Write ``text`` to a temporary file beside ``path``; (temporary, final). A file that cannot
+    be written is a usage error (exit 2) naming it, and leaves ``path`` as it was."""
+    tmp: Path | None = None
     try:
+        if path.is_dir():
+            raise IsADirectoryError(21, "is a directory")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        tmp = Path(name)
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
             handle.write(text)
-        os.replace(tmp, path)
+        os.chmod(tmp, _mode_for(path))  # mkstemp makes it private; a report is an ordinary file
+    except OSError as exc:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
         raise
+    return tmp, path
+
+
+def _commit(staged: list[tuple[Path, Path]]) -> None:
+    """Rename every staged file over its destination; on failure remove what is left staged."""
+    for index, (tmp, path) in enumerate(staged):
+        try:
+            os.replace(tmp, path)
+        except BaseException as exc:  # also an interrupt: leave no temporary file behind
+            for leftover, _ in staged[index:]:
+                leftover.unlink(missing_ok=True)
+            if isinstance(exc, OSError):
+                raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+            raise
+
+
+def _mode_for(path: Path) -> int:
+    """The existing file's permissions, else what the umask gives a new file."""
+    try:
+        return path.stat().st_mode & 0o777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def emit(report: Report, specs: list[OutputSpec], *, color: bool, step_summary: Path | None = None) -> None:
-    """Render every requested format; with the github format, also append the job summary."""
+    """Render every requested format; with the github format, also append the job summary.
+
+    Everything is rendered, and every file written to a temporary beside it, before any report
+    file is replaced: a run that fails part-way leaves every existing report as it was.
+    """
+    rendered: list[tuple[OutputSpec, str]] = []
     for spec in specs:
         if spec.format == "text":
             from policy_engine.reporters.text import render as render_text
@@ -61,11 +115,21 @@ def emit(report: Report, specs: list[OutputSpec], *, color: bool, step_summary: 
             text = render_text(report, color=color and spec.path is None)
         else:
             text = reporters.get(spec.format)(report)
+        rendered.append((spec, text))
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for spec, text in rendered:
+            if spec.path is not None:
+                staged.append(_stage(spec.path, text))
+    except BaseException:
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
+        raise
+    _commit(staged)
+    for spec, text in rendered:
         if spec.path is None:
             sys.stdout.write(text)
             sys.stdout.flush()
-        else:
-            write_atomic(spec.path, text)
         if spec.format == "github" and step_summary is not None:
             from policy_engine.reporters.github import step_summary as summary_of
 

@@ -19,13 +19,14 @@ mode and, when asked for, in a plain check.
 from __future__ import annotations
 
 import dataclasses
+import sys
 from pathlib import Path
 from typing import Any
 
 from policy_engine.commands.check import CheckOptions, Inputs, build_check_report, load_all, load_measured
 from policy_engine.engine import Facts
-from policy_engine.errors import ExitCode, InputError, InputErrors, UsageError
-from policy_engine.gitrepo import GitRepo, GitTreeSource
+from policy_engine.errors import ExitCode, InputError, InputErrors, UsageError, printable
+from policy_engine.gitrepo import FETCH_HINT, GitRepo, GitTreeSource
 from policy_engine.history import (
     StageHistory,
     Summaries,
@@ -63,6 +64,9 @@ from policy_engine.verification import (
 from policy_engine.yamlsource import load_plain
 
 RULE_FIELDS = ("entry_criteria", "slo", "exit_criteria_defaults")
+RESIDENCY_FILES = ("residency", (".jsonl", ".csv"))  # as ``load_measured`` finds them
+# Stages that keep GPUs warm; a version in one of them leaves the portfolio only by retirement.
+WARM_STAGES = ("canary", "shadow", "production", "fallback", "deprecated")
 _PRESENT = ("fail", "error", "waived")
 
 
@@ -97,6 +101,12 @@ def git_check_report(options: CheckOptions) -> Report:
                 raise UsageError(f"{flag} needs --base (pull-request mode)")
     session = Session.open(options.load.path)
     reviews = _read_reviews(git.reviews)
+    if (git.base is not None or git.history) and session.repo.is_shallow():
+        print(
+            "warning: the clone is shallow, so history facts (first_seen, stage_since) start at its "
+            f"oldest commit and clock checks can miss a reset; {FETCH_HINT}",
+            file=sys.stderr,
+        )
     if git.base is None:
         return _plain_report(options, session, reviews)
     return _pull_request_report(options, session, git.base, reviews)
@@ -159,6 +169,8 @@ def _pull_request_report(
     head = repo.resolve(git.head, "--head") if git.head else repo.head()
     base = repo.merge_base(repo.resolve(base_ref, "--base"), head, base_ref)
     revs = Revisions(base, head, worktree=git.head is None)
+    if revs.worktree:
+        _warn_uncommitted(repo.uncommitted(session.subdir))
     base_files = GitTreeSource(repo, base, session.subdir)
     head_files: FileSource = (
         DirectorySource(session.path) if revs.worktree else GitTreeSource(repo, head, session.subdir)
@@ -208,7 +220,9 @@ def _pull_request_report(
     mode: Mode = git.signoff_verification or loaded.portfolio.config.signoff_verification or "declared"
     evidence = _evidence(session, mode, loaded.portfolio, head, reviews, summaries)
     head_facts = Facts(
-        history=_history_facts(head_targets, overlay(head_history, _stages(head_pf), now)),
+        history=_history_facts(
+            head_targets, base_clocks(overlay(head_history, _stages(head_pf), now), base_history)
+        ),
         old=old,
         change=change,
         extra=signoff_fields(head_targets, verdicts(loaded.portfolio, evidence), mode),
@@ -230,6 +244,18 @@ def _pull_request_report(
         new_only=git.new_only,
         base=base,
         head="working tree" if revs.worktree else head,
+    )
+
+
+def _warn_uncommitted(paths: list[str]) -> None:
+    """A dirty working tree is evaluated as the head, but reviews approve commits: say so."""
+    if not paths:
+        return
+    shown = printable(", ".join(paths[:5])) + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")
+    print(
+        f"warning: uncommitted changes ({shown}) are evaluated as part of the head, and reviews "
+        "on HEAD do not cover them; commit them, or pass --head HEAD to check the commit alone",
+        file=sys.stderr,
     )
 
 
@@ -409,7 +435,7 @@ def rules_changes(
     changed: list[str] = []
     for name in (PORTFOLIO_FILE, EXCEPTIONS_FILE, CONFIG_FILE):
         path = session.at(name)
-        if not _same(before.read(path), after.read(path)):
+        if not _same(_read(before, path), _read(after, path)):
             changed.append(path)
     directories = [session.at("policies")]
     own = (session.path / "policies").resolve()
@@ -422,16 +448,56 @@ def rules_changes(
         for path in sorted(listed):
             if _is_test_material(path.removeprefix(directory)):
                 continue
-            if not _same(before.read(path), after.read(path)):
+            if not _same(_read(before, path), _read(after, path)):
                 changed.append(path)
+    # In-repo residency files judge the change too (they are read from the base): DESIGN §6.
+    directory, suffixes = RESIDENCY_FILES
+    residency = session.at(directory)
+    for path in sorted(set(before.list(residency, suffixes)) | set(after.list(residency, suffixes))):
+        if _read(before, path) != _read(after, path):
+            changed.append(path)
     changed.extend(_criteria_changes(base, head))
+    changed.extend(removed_warm_versions(base, head))
     return sorted(dict.fromkeys(changed))
+
+
+def removed_warm_versions(base: Portfolio, head: Portfolio) -> list[str]:
+    """Versions still warm at the base that the head no longer has.
+
+    A version ends by retirement (``stage: retired``), in the open. Deleting it, or renaming its
+    model or its version id, would take its history, its clocks and its failing findings with
+    it (the "new" version starts clean), so it is judged like a rule change: it needs the
+    approvals of the rules-change roles.
+    """
+    kept = {(entry.model.id, version.version) for entry in head.models for version in entry.model.versions}
+    removed = []
+    for entry in base.models:
+        for version in entry.model.versions:
+            if version.stage in WARM_STAGES and (entry.model.id, version.version) not in kept:
+                removed.append(
+                    f"{entry.source.file} ({entry.model.id}@{version.version} removed while "
+                    f"{version.stage}, not retired)"
+                )
+    return removed
+
+
+_UNREADABLE = b"\0unreadable"
+
+
+def _read(files: FileSource, path: str) -> bytes | None:
+    """A rule file's bytes; a symbolic link that is refused reads as unreadable, never as equal."""
+    try:
+        return files.read(path)
+    except PermissionError:
+        return _UNREADABLE
 
 
 def _same(a: bytes | None, b: bytes | None) -> bool:
     """Same content, or the same YAML data (comments and layout do not change a rule)."""
     if a is None or b is None:
         return a is b
+    if a is _UNREADABLE or b is _UNREADABLE:
+        return False
     if a == b:
         return True
     parsed_a, parsed_b = load_plain(a), load_plain(b)
@@ -504,6 +570,24 @@ def _pr_history(
             repo.log(revs.base, paths, first_parent=True), summaries, session.models_prefix
         )
     return head_state, base_state
+
+
+def base_clocks(
+    head: dict[VersionKey, StageHistory], base: dict[VersionKey, StageHistory]
+) -> dict[VersionKey, StageHistory]:
+    """A version in the same stage at the base and at the head keeps the base's clock.
+
+    Leaving a stage and coming back inside the pull request (canary → proposed → canary in two
+    commits, or deleting and re-adding the version) must not restart the stage's clock.
+    """
+    kept = dict(head)
+    for key, now in head.items():
+        before = base.get(key)
+        if before is not None and before.stage == now.stage and before.stage_since < now.stage_since:
+            kept[key] = dataclasses.replace(
+                before, first_seen=min(before.first_seen, now.first_seen), stage=now.stage
+            )
+    return kept
 
 
 def _history_facts(targets: TargetSet, history: dict[VersionKey, StageHistory]) -> dict[str, dict[str, Any]]:

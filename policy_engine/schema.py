@@ -17,6 +17,7 @@ SCHEMAS: dict[str, str] = {
     "config": "policy_engine.models.config:ConfigFile",
     "policy": "policy_engine.models.policy:PolicyFile",
     "report": "policy_engine.models.report:Report",
+    "audit": "policy_engine.audit.model:AuditReport",
 }
 _OPTIONAL: dict[str, str] = {
     "residency": "policy_engine.residency.records:ResidencyRecord",

@@ -20,15 +20,34 @@ def validate(model: type[M], data: Any, source: SourceMap) -> tuple[M | None, li
     try:
         return model.model_validate(data), []
     except ValidationError as exc:
-        return None, [_convert(model, error, source) for error in exc.errors()]
+        return None, [_convert(model, error, source, data) for error in exc.errors()]
 
 
-def _convert(model: type[BaseModel], error: Any, source: SourceMap) -> InputError:
-    loc = tuple(part for part in error["loc"] if isinstance(part, int) or "[" not in part)
+def _data_path(loc: tuple[Any, ...], data: Any) -> tuple[str | int, ...]:
+    """The parts of a pydantic error location that name keys and items of ``data``.
+
+    The rest are pydantic's own labels (union members, ``function-after[...]``, ``[key]``);
+    telling them apart by the data, not by their spelling, keeps user keys such as ``a[0]``.
+    """
+    path: list[str | int] = []
+    current = data
+    for index, part in enumerate(loc):
+        is_key = isinstance(current, dict) and part in current
+        is_item = isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current)
+        if is_key or is_item:
+            path.append(part)
+            current = current[part]
+        elif index == len(loc) - 1 and isinstance(current, dict) and part != "[key]":
+            path.append(part)  # a missing field
+    return tuple(path)
+
+
+def _convert(model: type[BaseModel], error: Any, source: SourceMap, data: Any = None) -> InputError:
+    loc = _data_path(tuple(error["loc"]), data)
     kind = error["type"]
     message = error["msg"].removeprefix("Value error, ")
     expected = ""
-    if kind == "extra_forbidden":
+    if kind == "extra_forbidden" and loc:
         name = loc[-1]
         known = sorted(_fields_at(model, loc[:-1]))
         guess = difflib.get_close_matches(str(name), known, n=1, cutoff=0.6)
@@ -36,7 +55,7 @@ def _convert(model: type[BaseModel], error: Any, source: SourceMap) -> InputErro
         if guess:
             message += f"; did you mean {guess[0]!r}?"
         expected = "one of " + ", ".join(known) if known else ""
-    elif kind == "missing":
+    elif kind == "missing" and loc:
         line, column = source.locate(loc[:-1])
         return InputError(source.file, line, column, f"missing required field {loc[-1]!r}", json_path(loc))
     elif kind == "literal_error":

@@ -54,6 +54,8 @@ def parse_reviews(raw: bytes, shown: str) -> list[Review]:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise UsageError(f"--reviews {shown}: not JSON ({exc})") from None
+    except RecursionError:
+        raise UsageError(f"--reviews {shown}: nested too deeply to be a list of reviews") from None
     if isinstance(data, list) and all(isinstance(page, list) for page in data):
         data = [item for page in data for item in page]
     if not isinstance(data, list):
@@ -63,9 +65,12 @@ def parse_reviews(raw: bytes, shown: str) -> list[Review]:
         user = item.get("user") if isinstance(item, dict) else None
         if not isinstance(item, dict) or not isinstance(user, dict) or not isinstance(user.get("login"), str):
             raise UsageError(f"--reviews {shown}: item {index} has no user.login (expected a review object)")
+        review_id = item.get("id") or 0
+        if not isinstance(review_id, int) or isinstance(review_id, bool):
+            raise UsageError(f"--reviews {shown}: item {index} has id {review_id!r}, not a number")
         reviews.append(
             Review(
-                id=int(item.get("id") or 0),
+                id=review_id,
                 login=user["login"],
                 state=str(item.get("state") or ""),
                 commit_id=str(item.get("commit_id") or ""),

@@ -42,6 +42,14 @@ _SCALARS = yaml.constructor.SafeConstructor()
 # A document may not expand (through aliases) to more values than this, nor nest deeper.
 MAX_VALUES = 5_000_000
 MAX_DEPTH = 100
+# Values that aliases (and merge keys) may add by repeating an anchored collection: checked
+# before each repetition is built, so an alias bomb is refused at once, not after millions.
+MAX_ALIAS_VALUES = 250_000
+# Larger files are refused before parsing: one model per file never comes near this, and
+# parsing YAML costs about 0.3 s per MB, so a 50 MB file would take many seconds.
+MAX_FILE_BYTES = 10 * 1024 * 1024
+# CEL integers are 64-bit; a YAML integer outside that range is an input error.
+INT_MIN, INT_MAX = -(2**63), 2**63 - 1
 
 _TAG = "tag:yaml.org,2002:"
 Path = tuple[str | int, ...]
@@ -126,6 +134,18 @@ class YamlError(Exception):
 
 def decode(raw: bytes, file: str) -> str:
     """UTF-8 (an optional byte-order mark is dropped); anything else is an input error."""
+    if len(raw) > MAX_FILE_BYTES:
+        raise YamlError(
+            InputError(
+                file,
+                1,
+                1,
+                f"file is {len(raw) / 2**20:.1f} MiB, above the {MAX_FILE_BYTES // 2**20} MiB limit "
+                "for one YAML file",
+                "",
+                "a smaller file (one model per file under models/)",
+            )
+        )
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -180,6 +200,20 @@ def _parse(text: str, file: str, track_values: bool) -> tuple[Any, SourceMap]:
         if exc.context and problem.startswith("but "):  # "expected a single document…; but found…"
             problem = f"{exc.context}, {problem}"
         raise YamlError(InputError(file, line, column, f"invalid YAML: {problem}")) from None
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow (NUL, most controls)
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        character = exc.character if isinstance(exc.character, str) else chr(exc.character)
+        raise YamlError(
+            InputError(
+                file,
+                line,
+                column,
+                f"invalid YAML: character U+{ord(character):04X} is not allowed ({exc.reason})",
+                "",
+                "printable text (tabs and newlines are fine)",
+            )
+        ) from None
     except yaml.YAMLError as exc:
         raise YamlError(InputError(file, 1, 1, f"invalid YAML: {exc}")) from None
     except RecursionError:
@@ -197,6 +231,12 @@ class _Builder:
     def __init__(self, source: SourceMap) -> None:
         self.source = source
         self.count = 0
+        # Alias accounting: collections built so far (an alias is the same node again), the
+        # values repeated through aliases, and each aliased collection's expanded size.
+        self.built: set[int] = set()
+        self.aliased = 0
+        self.sizes: dict[int, int] = {}
+        self.replaying = 0  # > 0 while building a repeated collection (counted as a whole)
 
     def fail(self, node: yaml.Node, path: Path, message: str, expected: str = "") -> YamlError:
         mark = node.start_mark
@@ -223,6 +263,12 @@ class _Builder:
         if depth > MAX_DEPTH:
             raise self.fail(node, path, "document is nested too deeply", f"at most {MAX_DEPTH}")
         if isinstance(node, yaml.MappingNode | yaml.SequenceNode):
+            if self.repeat(node, path):
+                self.replaying += 1
+                try:
+                    return self.build(node, path, depth)
+                finally:
+                    self.replaying -= 1
             plain_tag = _TAG + ("map" if isinstance(node, yaml.MappingNode) else "seq")
             if node.tag != plain_tag:
                 raise self.fail(node, path, f"unsupported YAML tag {node.tag}", "plain mappings and lists")
@@ -240,6 +286,48 @@ class _Builder:
             return items
         assert isinstance(node, yaml.ScalarNode)
         return self.scalar(node, path)
+
+    def repeat(self, node: yaml.Node, path: Path) -> bool:
+        """Whether ``node`` is a collection built again through an alias (its whole expansion is
+        counted here, once, aliases inside it included); refuse an alias bomb."""
+        if self.replaying:
+            return False
+        if id(node) not in self.built:
+            self.built.add(id(node))
+            return False
+        self.aliased += self.expansion(node, 0)
+        if self.aliased > MAX_ALIAS_VALUES:
+            # A list item's recorded position is the anchor's (the node is shared): point at the list.
+            where = path[:-1] if path and isinstance(path[-1], int) else path
+            line, column = self.source.locate(where)
+            raise YamlError(
+                InputError(
+                    self.source.file,
+                    line,
+                    column,
+                    f"aliases expand the document to too many values (an alias bomb?): the anchor "
+                    f"on line {node.start_mark.line + 1} is repeated here",
+                    json_path(path),
+                    f"at most {MAX_ALIAS_VALUES:,} values repeated through aliases",
+                )
+            )
+        return True
+
+    def expansion(self, node: yaml.Node, depth: int) -> int:
+        """How many values ``node`` expands to, counting every alias in full (memoised)."""
+        known = self.sizes.get(id(node))
+        if known is not None:
+            return known
+        if depth > MAX_DEPTH:  # as deep as the builder goes; deeper is an error there
+            return MAX_ALIAS_VALUES + 1
+        self.sizes[id(node)] = MAX_ALIAS_VALUES + 1  # a node that contains itself is endless
+        size = 1
+        if isinstance(node, yaml.MappingNode):
+            size += sum(self.expansion(value, depth + 1) for _, value in node.value)
+        elif isinstance(node, yaml.SequenceNode):
+            size += sum(self.expansion(item, depth + 1) for item in node.value)
+        self.sizes[id(node)] = size
+        return size
 
     def mapping(self, node: yaml.MappingNode, path: Path, depth: int) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -281,8 +369,13 @@ class _Builder:
         for source in sources:
             if not isinstance(source, yaml.MappingNode):
                 raise self.fail(source, path, "a merge key (<<) needs a mapping", "a mapping alias")
-            for key, value in self.mapping(source, path, depth).items():
-                merged.setdefault(key, value)
+            replay = self.repeat(source, path)
+            self.replaying += replay
+            try:
+                for key, value in self.mapping(source, path, depth).items():
+                    merged.setdefault(key, value)
+            finally:
+                self.replaying -= replay
         return merged
 
     def scalar(self, node: yaml.ScalarNode, path: Path) -> Any:
@@ -298,7 +391,14 @@ class _Builder:
         if tag == _TAG + "bool":
             return _SCALARS.construct_yaml_bool(node)
         if tag == _TAG + "int":
-            return _SCALARS.construct_yaml_int(node)
+            try:
+                number = _SCALARS.construct_yaml_int(node)
+            except ValueError:  # more digits than Python converts
+                number = None
+            if number is None or not INT_MIN <= number <= INT_MAX:
+                shown = node.value if len(node.value) <= 30 else node.value[:27] + "..."
+                raise self.fail(node, path, f"integer {shown} is out of range", "a 64-bit integer")
+            return number
         if tag == _TAG + "float":
             return _SCALARS.construct_yaml_float(node)
         if tag == _TAG + "timestamp":

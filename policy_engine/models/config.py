@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
 from policy_engine.models.policy import Enforcement, Severity
 from policy_engine.models.portfolio import Role
 from policy_engine.models.types import Strict
+
+# A lifetime in days: finite, not negative, at most a century (a timedelta has a finite range).
+LifetimeDays = Annotated[float, Field(ge=0, le=36500, allow_inf_nan=False)]
 
 
 class PolicyOverride(Strict):
@@ -30,7 +33,7 @@ class ExceptionsConfig(Strict):
     approver_roles: list[Role] | None = Field(
         None, description="Roles that must each approve an exception (default: authority setting)."
     )
-    max_lifetime_days: dict[Severity, float] = Field(
+    max_lifetime_days: dict[Severity, LifetimeDays] = Field(
         default_factory=_default_lifetimes,
         description="Longest created_at → expires_at span per severity of the waived policy.",
     )

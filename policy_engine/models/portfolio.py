@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from policy_engine.models.types import (
     Count,
@@ -249,6 +250,17 @@ class Selectors(Strict):
     focus_tags: dict[str, str] = Field(default_factory=dict)
     focus_resource_ids: list[str] = Field(default_factory=list)
     prometheus: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("prometheus")
+    @classmethod
+    def _regexes(cls, value: dict[str, str]) -> dict[str, str]:
+        """Prometheus label matchers are regular expressions: a broken one is an input error."""
+        for label, pattern in value.items():
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"{label}: {pattern!r} is not a regular expression ({exc})") from None
+        return value
 
 
 class Deployment(Strict):

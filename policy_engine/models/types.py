@@ -14,6 +14,7 @@ _RFC3339 = re.compile(
 )
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|us|ns|d|h|m|s)")
 _UNIT_SECONDS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
+_MAX_DURATION_SECONDS = 315_576_000_000  # CEL's duration range: ±10,000 years
 
 
 class Strict(BaseModel):
@@ -33,14 +34,19 @@ def parse_timestamp(value: str) -> datetime:
         parsed = datetime.fromisoformat(value.replace("z", "Z").replace("t", "T"))
     except ValueError:
         raise ValueError(f"{value!r} is not a real date and time") from None
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # e.g. 9999-12-31T23:00:00-05:00 is past the year 9999 in UTC
+        raise ValueError(f"{value!r} is out of range (years 0001 to 9999 in UTC)") from None
 
 
 def format_timestamp(moment: datetime) -> str:
+    """RFC 3339 in UTC. Not ``strftime``: its ``%Y`` writes the year 1 as "1", not "0001"."""
     moment = moment.astimezone(UTC)
+    text = f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T{moment:%H:%M:%S}"
     if moment.microsecond:
-        return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+        text += f".{moment.microsecond:06d}"
+    return text + "Z"
 
 
 def _timestamp(value: Any) -> Any:
@@ -61,6 +67,8 @@ def duration_hours(value: str) -> float:
         pos = part.end()
     if pos != len(text) or not text:
         raise ValueError(f"{value!r} is not a duration such as '336h' or '14d'")
+    if not total <= _MAX_DURATION_SECONDS:  # also NaN and Inf (from absurdly long digit strings)
+        raise ValueError(f"{value!r} is longer than a CEL duration can be (10,000 years)")
     return total / 3600.0
 
 
