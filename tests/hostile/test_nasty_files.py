@@ -306,6 +306,9 @@ def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Outcome]:
         )
     with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
         results = list(pool.map(lambda call: call(), calls))
+    for name, case in CASES.items():  # do not leave 50 MB files for a later session to delete
+        if any(callable(content) for content in case.files.values()):
+            shutil.rmtree(base / name)
     return dict(zip(CASES, results, strict=True))
 
 
