@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import tempfile
@@ -41,6 +42,10 @@ def parse_as_of(value: str | None) -> datetime:
 
 def _run(action: Callable[[], int]) -> NoReturn:
     """Map every outcome to the exit codes of DESIGN §2; never show a traceback for bad input."""
+    collecting = gc.isenabled()
+    # A run builds millions of long-lived objects and frees them by reference counting; cyclic
+    # collection meanwhile only rescans them (measured: 10,000 versions, 13.6 s → 8.5 s).
+    gc.disable()
     try:
         code = action()
     except InputErrors as exc:
@@ -60,6 +65,9 @@ def _run(action: Callable[[], int]) -> NoReturn:
             traceback.print_exc(file=handle)
         click.echo(f"internal error: {type(exc).__name__}: {exc} (details in {log})", err=True)
         code = ExitCode.INTERNAL_ERROR
+    finally:
+        if collecting:
+            gc.enable()
     sys.exit(int(code))
 
 
