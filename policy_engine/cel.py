@@ -45,6 +45,8 @@ VARIABLES = (
 )
 # Names that exist only while checking the authored text; the engine inlines them.
 INLINED = ("params", "variables")
+# Names the engine binds when it decides many targets in one call (policy_engine.fusion).
+BATCH_NAMES = ("pe_rows", "pe_table")
 
 
 class CelCompileError(Exception):
@@ -357,7 +359,8 @@ class CppBackend:
 
         self.budget = budget or DEFAULT_BUDGET
         self._cel = cel
-        names = dict.fromkeys(VARIABLES, cel.Type.DYN)
+        # Authored expressions are checked without BATCH_NAMES (see Checker), so cannot reach them.
+        names = dict.fromkeys((*VARIABLES, *BATCH_NAMES), cel.Type.DYN)
         names["now"] = cel.Type.TIMESTAMP
         self._env = cel.NewEnv(variables=names, functions=_cpp_functions(cel))
         self._error = cel.Type.ERROR

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from policy_engine.cel import VARIABLES, Backend, BudgetExceeded, CelEvalError, Meter, fmt
 from policy_engine.errors import json_path
+from policy_engine.fusion import BATCH, Decision, Fusion
 from policy_engine.models.policy import SEVERITY_RANK
 from policy_engine.models.portfolio import PolicyException
 from policy_engine.models.report import Finding, Location, Status
@@ -68,6 +69,7 @@ def _in_process(function: Callable[[list[Target]], Outcome], targets: list[Targe
     return [function(targets)]
 
 
+_NOT_APPLICABLE = "not applicable (match is false)"
 _MISSING_REASON = {
     "measured": "no measured residency for this target",
     "history": "no git history (use --history, or --base for a pull request)",
@@ -105,12 +107,14 @@ class Waivers:
     by_match: dict[str, list[tuple[str, Any]]] = field(default_factory=dict)
     used: Counter[str] = field(default_factory=Counter)
 
-    def find(self, policy_id: str, target_id: str, activation: Any, backend: Backend) -> str | None:
+    def find(
+        self, policy_id: str, target_id: str, activation: Callable[[], Any], backend: Backend
+    ) -> str | None:
         exception_id = self.exact.get((policy_id, target_id))
         if exception_id is None:
             for candidate, program in self.by_match.get(policy_id, []):
                 try:
-                    if backend.evaluate(program, activation) is True:
+                    if backend.evaluate(program, activation()) is True:
                         exception_id = candidate
                         break
                 except CelEvalError:
@@ -130,12 +134,15 @@ def evaluate(
     rules: LedgerRules | None = None,
     matchers: dict[str, Any] | None = None,
     runner: Runner | None = None,
+    fuse: bool | None = None,
 ) -> Outcome:
     """Evaluate every policy on every target of its scope.
 
     Exception-scope policies (the ledger) run last, so they can see which exceptions waived
     something in this run. ``runner`` maps the evaluation over chunks of a scope's targets
     (default: in this process, one chunk); the results do not depend on how it splits them.
+    ``fuse`` decides each target's policies in one CEL call (``policy_engine.fusion``; default:
+    on cel-expr-python); it changes no result, only the time taken.
     """
     runner = runner or _in_process
     outcome = Outcome()
@@ -155,19 +162,36 @@ def evaluate(
     base: dict[str, Any] = {name: {} for name in VARIABLES}
     base.update(targets.shared)
     base["now"] = settings.as_of
+    # cel-python interprets each node anyway, so one call instead of many saves it little.
+    if fuse if fuse is not None else backend.name == "cpp":
+        fusions = {scope: Fusion(scoped, backend, base) for scope, scoped in by_scope.items()}
+    else:
+        fusions = {}
 
     def run(chunk: list[Target], scope: str, extra: dict[str, dict[str, dict[str, Any]]]) -> Outcome:
         part = Outcome()
-        for target in chunk:
-            data = dict(base)
-            data.update(target.data)
-            for kind in FACT_KINDS:
-                data[kind] = getattr(facts, kind).get(target.id, {})
-            for name, fields in extra.get(target.id, {}).items():
-                data[name] = {**data.get(name, {}), **fields}
-            activation = backend.activation(data)
-            for policy in by_scope[scope]:
-                for finding in _evaluate_policy(policy, target, data, activation, backend, settings, waivers):
+        scoped = by_scope[scope]
+        requires = [p.policy.doc.spec.requires for p in scoped]
+        counts = [len(p.validations) for p in scoped]
+        rows = [_target_data(target, base, facts, extra) for target in chunk]
+        runnables = [tuple(all(data.get(r) for r in needs) for needs in requires) for data in rows]
+        decisions = _decide(fusions.get(scope), rows, runnables, len(scoped))
+        for target, data, runnable, decided in zip(chunk, rows, runnables, decisions, strict=True):
+            activation = _Lazy(backend, data)
+            for index, policy in enumerate(scoped):
+                decision = decided[index]
+                # Unlisted passes and skips are only counted: the common case costs no findings.
+                if not settings.keep_all:
+                    if not runnable[index] or (decision is not None and not decision.applies):
+                        part.by_status["skip"] += counts[index]
+                        continue
+                    if decision is not None and not any(decision.results):
+                        part.by_status["pass"] += counts[index]
+                        continue
+                found = _evaluate_policy(
+                    policy, target, data, activation, backend, settings, waivers, decision
+                )
+                for finding in found:
                     if isinstance(finding, str):  # an unlisted pass or skip: counted only
                         part.by_status[finding] += 1
                         continue
@@ -204,6 +228,53 @@ def evaluate(
     return outcome
 
 
+def _target_data(
+    target: Target, base: dict[str, Any], facts: Facts, extra: dict[str, dict[str, dict[str, Any]]]
+) -> dict[str, Any]:
+    """Every variable's value for one target: shared values, its own data, facts, extras."""
+    data = dict(base)
+    data.update(target.data)
+    for kind in FACT_KINDS:
+        # A target without facts keeps the shared {}: fusion binds only what differs from it.
+        data[kind] = getattr(facts, kind).get(target.id, base[kind])
+    for name, fields in extra.get(target.id, {}).items():
+        data[name] = {**data.get(name, {}), **fields}
+    return data
+
+
+def _decide(
+    fusion: Fusion | None, rows: list[dict[str, Any]], runnables: list[tuple[bool, ...]], policies: int
+) -> list[list[Decision | None]]:
+    """Fused decisions for runs of consecutive targets that can run the same policies."""
+    if fusion is None:
+        return [[None] * policies for _ in rows]
+    decided: list[list[Decision | None]] = []
+    start = 0
+    while start < len(rows):
+        end = start + 1
+        while end < len(rows) and end - start < BATCH and runnables[end] == runnables[start]:
+            end += 1
+        decided.extend(fusion.decide(rows[start:end], runnables[start]))
+        start = end
+    return decided
+
+
+class _Lazy:
+    """A target's activation, built the first time the exact path or a waiver needs it."""
+
+    __slots__ = ("backend", "data", "value")
+
+    def __init__(self, backend: Backend, data: dict[str, Any]) -> None:
+        self.backend = backend
+        self.data = data
+        self.value: Any = None
+
+    def __call__(self) -> Any:
+        if self.value is None:
+            self.value = self.backend.activation(self.data)
+        return self.value
+
+
 def _ledger_fields(
     exceptions: list[PolicyException], assessments: dict[str, Assessment], waivers: Waivers
 ) -> dict[str, dict[str, dict[str, Any]]]:
@@ -229,11 +300,15 @@ def _evaluate_policy(
     policy: CompiledPolicy,
     target: Target,
     data: dict[str, Any],
-    activation: Any,
+    activation: Callable[[], Any],
     backend: Backend,
     settings: Settings,
     waivers: Waivers,
+    decision: Decision | None = None,
 ) -> Iterator[Finding | str]:
+    """The findings of one policy on one target; ``decision``, when the fused call gave one,
+    replaces evaluating its expressions one by one. ``activation`` builds the target's
+    activation on first use."""
     severity: Any = policy.policy.severity
     level = enforcement_level(policy, settings.context)
     # The policy's evaluation budget on this target (like a Kubernetes CEL budget per binding):
@@ -273,9 +348,52 @@ def _evaluate_policy(
             for validation in policy.validations:
                 yield make(validation, "skip", f"skipped: {reason}", skip_reason=reason)
             return
+
+    if decision is not None:
+        if not decision.applies:
+            for validation in policy.validations:
+                yield make(validation, "skip", _NOT_APPLICABLE, skip_reason=_NOT_APPLICABLE)
+            return
+        decided_values: dict[str, Any] | None = None
+        for validation, result in zip(policy.validations, decision.results, strict=True):
+            if not result:
+                yield make(validation, "pass", validation.message)
+                continue
+            if decided_values is None:
+                decided_values = _params(policy)
+                for variable, value in zip(policy.variables, decision.values, strict=True):
+                    decided_values[variable.name] = _jsonable(value)
+            yield make(
+                validation,
+                "fail",
+                _shown(result[0], validation),
+                remediation=validation.remediation,
+                values=dict(decided_values),
+            )
+        return
+
+    # The exact path: each expression on its own, each drawing on the policy's budget.
+    def judged(validation: CompiledValidation, result: Any) -> Finding | str:
+        if result is True:
+            return make(validation, "pass", validation.message)
+        if result is False:
+            return make(
+                validation,
+                "fail",
+                _message(validation, activation(), backend, meter),
+                remediation=validation.remediation,
+                values=_values(policy, activation(), backend, meter),
+            )
+        return make(
+            validation,
+            "error",
+            f"{policy.id} validation {validation.key} gave {type(result).__name__}, not a boolean",
+            values=_values(policy, activation(), backend, meter),
+        )
+
     if policy.match is not None:
         try:
-            applies = backend.evaluate(policy.match, activation, meter)
+            applies = backend.evaluate(policy.match, activation(), meter)
         except CelEvalError as exc:
             for validation in policy.validations:
                 yield make(
@@ -283,44 +401,28 @@ def _evaluate_policy(
                     "error",
                     f"{policy.id} could not decide whether it applies to {target.id}: {exc}",
                     remediation=_fix_error(exc),
-                    values=_values(policy, activation, backend, meter),
+                    values=_values(policy, activation(), backend, meter),
                 )
             return
         if applies is not True:
-            reason = "not applicable (match is false)" if applies is False else "match did not give a boolean"
+            reason = _NOT_APPLICABLE if applies is False else "match did not give a boolean"
             status: Status = "skip" if applies is False else "error"
             for validation in policy.validations:
                 yield make(validation, status, reason, skip_reason=reason if status == "skip" else None)
             return
     for validation in policy.validations:
         try:
-            result = backend.evaluate(validation.program, activation, meter)
+            result = backend.evaluate(validation.program, activation(), meter)
         except CelEvalError as exc:
             yield make(
                 validation,
                 "error",
                 f"{policy.id} could not be evaluated on {target.id}: {exc}",
                 remediation=_fix_error(exc),
-                values=_values(policy, activation, backend, meter),
+                values=_values(policy, activation(), backend, meter),
             )
             continue
-        if result is True:
-            yield make(validation, "pass", validation.message)
-        elif result is False:
-            yield make(
-                validation,
-                "fail",
-                _message(validation, activation, backend, meter),
-                remediation=validation.remediation,
-                values=_values(policy, activation, backend, meter),
-            )
-        else:
-            yield make(
-                validation,
-                "error",
-                f"{policy.id} validation {validation.key} gave {type(result).__name__}, not a boolean",
-                values=_values(policy, activation, backend, meter),
-            )
+        yield judged(validation, result)
 
 
 def _message(
@@ -328,14 +430,20 @@ def _message(
 ) -> str:
     """The messageExpression when it evaluates to a one-line string, else the static message
     (also when it fails or runs out of budget)."""
-    if validation.message_program is not None:
-        try:
-            text = backend.evaluate(validation.message_program, activation, meter)
-        except CelEvalError:
-            return validation.message
-        # One printable line only: data quoted into a message must not forge lines or escapes.
-        if isinstance(text, str) and text.strip() and text.strip().isprintable():
-            return text.strip()
+    if validation.message_program is None:
+        return validation.message
+    try:
+        text = backend.evaluate(validation.message_program, activation, meter)
+    except CelEvalError:
+        return validation.message
+    return _shown(text, validation)
+
+
+def _shown(text: Any, validation: CompiledValidation) -> str:
+    """A message expression's value when it is one printable line, else the static message:
+    data quoted into a message must not forge lines or escapes."""
+    if isinstance(text, str) and text.strip() and text.strip().isprintable():
+        return text.strip()
     return validation.message
 
 
@@ -355,13 +463,17 @@ def _values(
     policy: CompiledPolicy, activation: Any, backend: Backend, meter: Meter | None = None
 ) -> dict[str, Any]:
     """The variable and parameter values behind a verdict, as JSON-friendly values."""
-    values: dict[str, Any] = {f"params.{name}": policy.policy.params.get(name) for name in policy.params_used}
+    values = _params(policy)
     for variable in policy.variables:
         try:
             values[variable.name] = _jsonable(backend.evaluate(variable.program, activation, meter))
         except CelEvalError as exc:
             values[variable.name] = f"<error: {exc}>"
     return values
+
+
+def _params(policy: CompiledPolicy) -> dict[str, Any]:
+    return {f"params.{name}": policy.policy.params.get(name) for name in policy.params_used}
 
 
 def _jsonable(value: Any) -> Any:

@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-_LITERAL = (
+LITERAL = (
     r"""(?P<lit>[rRbB]{0,2}(?:'''[\s\S]*?'''|\"\"\"[\s\S]*?\"\"\"|'(?:\\.|[^\\'\n])*'|"(?:\\.|[^\\"\n])*"))"""
 )
 _REFERENCE = (
@@ -21,7 +21,7 @@ _REFERENCE = (
     r"""(?:\.(?P<name>[A-Za-z_]\w*)|\[\s*(?P<q>['"])(?P<key>[^'"]+)(?P=q)\s*\])?(?!\w)"""
 )
 # Literals are matched whole, so a reference inside a string is never rewritten.
-_TOKENS = re.compile(_LITERAL + "|" + _REFERENCE)
+_TOKENS = re.compile(LITERAL + "|" + _REFERENCE)
 
 
 class InlineError(Exception):

@@ -305,6 +305,7 @@ def _kind(value: Any) -> str:
 class CompiledVariable:
     name: str
     program: Any
+    source: str = "null"  # the expression as compiled
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,6 +316,8 @@ class CompiledValidation:
     message: str
     message_program: Any | None
     remediation: str | None
+    source: str = "true"  # the expression as compiled (parameters and variables inlined)
+    message_source: str | None = None  # the messageExpression as compiled
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,6 +327,7 @@ class CompiledPolicy:
     variables: list[CompiledVariable]
     validations: list[CompiledValidation]
     params_used: list[str]
+    match_source: str | None = None  # as compiled, like CompiledValidation.source
 
     @property
     def id(self) -> str:
@@ -352,6 +356,7 @@ def _compile_one(
     expanded: dict[str, str] = {}
     programs: list[CompiledVariable] = []
     used: list[str] = []
+    compiled_text: dict[YamlPath, str] = {}
 
     def build(text: str, path: YamlPath, want: Literal["bool", "string", "any"] = "bool") -> Any:
         for name in referenced_params(text):
@@ -369,16 +374,18 @@ def _compile_one(
             errors.append(policy.source.error(path, str(exc), "params.NAME or variables.NAME"))
             return None
         try:
-            return backend.compile(source)
+            program = backend.compile(source)
         except CelCompileError as exc:
             errors.append(_located(policy.source, path, exc, text))
             return None
+        compiled_text[path] = source
+        return program
 
     for index, variable in enumerate(spec.variables):
         path: YamlPath = ("spec", "variables", index, "expression")
         program = build(variable.expression, path, "any")
         if program is not None:
-            programs.append(CompiledVariable(variable.name, program))
+            programs.append(CompiledVariable(variable.name, program, compiled_text[path]))
         try:
             expanded[variable.name] = inline(variable.expression, policy.params, expanded)
         except InlineError:
@@ -401,11 +408,13 @@ def _compile_one(
                 message=validation.message.strip(),
                 message_program=message_program,
                 remediation=validation.remediation.strip() if validation.remediation else None,
+                source=compiled_text.get((*base, "expression"), "true"),
+                message_source=compiled_text.get((*base, "messageExpression")),
             )
         )
     if len(errors) > before:
         return None
-    return CompiledPolicy(policy, match, programs, validations, used)
+    return CompiledPolicy(policy, match, programs, validations, used, compiled_text.get(("spec", "match")))
 
 
 def _located(source: SourceMap, path: YamlPath, exc: CelCompileError, text: str) -> InputError:

@@ -1,0 +1,269 @@
+"""Decide many targets' policies in one CEL call, with the exact path as the fallback.
+
+Evaluating expression by expression costs, per target, one runtime call per match, validation,
+message and reported variable (about 1.3 µs each before any work, plus the engine's own
+bookkeeping), and every target's activation converts again the data it shares with others: the
+portfolio and roster, and a version's map for each of its deployments and sign-offs. Here a
+batch of targets of one scope is one activation and one call:
+
+    pe_rows.map(pe_row, [P₁, P₂, ...])
+
+where each policy's text reads the target's own variables from its row (``signoff`` becomes
+``pe_row.signoff``, see ``rebind``). Shared data is converted once per batch, and a map that
+several targets share once (``version`` becomes ``pe_table[pe_row.version]``). Each ``P`` is one
+policy: ``[]`` when its match is false, else per validation ``[]`` when it passes or
+``[message]`` when it fails (``[false]`` without a messageExpression), followed by the policy's
+variable values when anything failed.
+
+It changes no result. A batch whose call fails (an expression errors, the iteration budget runs
+out, the call takes longer than one expression may) is split in halves down to single targets,
+and a target that still fails, or a policy whose result has an unexpected shape, is evaluated
+expression by expression as without fusion; so every error finding, message and budget is the
+one the unfused engine gives.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from policy_engine.cel import (
+    BATCH_NAMES,
+    MAX_EXPRESSION_CHARS,
+    VARIABLES,
+    Backend,
+    CelCompileError,
+    CelEvalError,
+)
+from policy_engine.inline import LITERAL
+from policy_engine.policies import CompiledPolicy
+
+ROWS, TABLE = BATCH_NAMES  # declared by the backend; authored expressions cannot reach them
+ROW = "pe_row"
+BATCH = 32  # targets per call: enough to share conversions, far from the iteration budget
+# One program's text stays well under the runtime's limit on one expression.
+GROUP_CHARS = MAX_EXPRESSION_CHARS // 2
+
+
+_TOKEN = re.compile(
+    LITERAL + r"|(?P<comment>//[^\n]*)|(?P<number>\d[\w.]*)|(?P<ident>[A-Za-z_]\w*)|(?P<other>\S)"
+)
+
+
+def rebind(text: str, names: dict[str, str]) -> str | None:
+    """``text`` with each free reference to a variable in ``names`` replaced by its new text.
+
+    A free reference is a name not after ``.`` (a field) nor before ``(`` (a function). None
+    when a macro in the text binds one of those names itself (``xs.all(version, ...)``) or one
+    of the engine's own (``pe_*``): rewriting could then change what a name refers to.
+    """
+    tokens = [t for t in _TOKEN.finditer(text) if t.group("comment") is None]
+    words = [t.group(0) for t in tokens]
+    out: list[str] = []
+    position = 0
+    for index, token in enumerate(tokens):
+        word = token.group("ident")
+        if word is None:
+            continue
+        before = words[index - 1] if index else ""
+        following = words[index + 1] if index + 1 < len(words) else ""
+        macro = index >= 3 and words[index - 1] == "(" and words[index - 3] == "."
+        if macro and following == "," and (word in names or word.startswith("pe_")):
+            return None
+        if word in names and before != "." and following != "(":
+            out.append(text[position : token.start()])
+            out.append(names[word])
+            position = token.end()
+    out.append(text[position:])
+    return "".join(out)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """One policy on one target, as the fused call decided it."""
+
+    applies: bool
+    # Per validation: [] when it passes, else [its message] ([false] without a messageExpression).
+    results: list[list[Any]]
+    values: list[Any]  # the policy's variable values, when a validation failed; else []
+
+
+def policy_text(policy: CompiledPolicy, names: dict[str, str]) -> str | None:
+    """One policy's decision as a CEL expression over a batch row (None: it cannot be fused)."""
+    pieces = [policy.match_source or "true"]
+    for validation in policy.validations:
+        pieces += [validation.source, validation.message_source or "false"]
+    pieces += [variable.source for variable in policy.variables]
+    rebound = [text for text in (rebind(piece, names) for piece in pieces) if text is not None]
+    if len(rebound) < len(pieces):
+        return None
+    match, *rest = rebound
+    checks = rest[: 2 * len(policy.validations)]
+    items = [f"({checks[i]}) ? [] : [{checks[i + 1]}]" for i in range(0, len(checks), 2)]
+    body = "[" + ", ".join(items) + "]"
+    if policy.variables:
+        values = "[" + ", ".join(rest[len(checks) :]) + "]"
+        body = f"[{body}].map(pe_r, pe_r.all(pe_x, size(pe_x) == 0) ? pe_r : dyn(pe_r) + [dyn({values})])[0]"
+    if policy.match_source is None:
+        return body
+    return f"({match}) ? {body} : []"
+
+
+class Fusion:
+    """Fused programs for one scope's policies, compiled once per shape of batch."""
+
+    def __init__(self, policies: list[CompiledPolicy], backend: Backend, base: dict[str, Any]) -> None:
+        self._policies = policies
+        self._backend = backend
+        self._base = base
+        self._rebound: dict[tuple[tuple[str, ...], frozenset[str]], list[str | None]] = {}
+        self._programs: dict[tuple[Any, ...], list[tuple[list[int], Any]]] = {}
+
+    def decide(
+        self, rows: Sequence[dict[str, Any]], runnable: tuple[bool, ...]
+    ) -> list[list[Decision | None]]:
+        """Per row (a target's full data), per policy: its decision, or None where the exact path
+        must decide. Policies that cannot run (``runnable`` false) are left to the caller."""
+        out: list[list[Decision | None]] = [[None] * len(self._policies) for _ in rows]
+        if rows and any(runnable):
+            self._decide(list(range(len(rows))), rows, runnable, out)
+        return out
+
+    def _decide(
+        self,
+        indices: list[int],
+        rows: Sequence[dict[str, Any]],
+        runnable: tuple[bool, ...],
+        out: list[list[Decision | None]],
+    ) -> None:
+        batch = [rows[i] for i in indices]
+        varying = [name for name in VARIABLES if any(row[name] is not self._base[name] for row in batch)]
+        tabled, table, packed = _pack(batch, varying)
+        groups = self._compiled(runnable, tuple(varying), tabled)
+        data = dict(self._base)
+        data[ROWS] = packed
+        data[TABLE] = table
+        activation = self._backend.activation(data)
+        for members, program in groups:
+            if program is None:
+                continue
+            try:
+                value = self._backend.evaluate(program, activation)
+            except CelEvalError:
+                value = None
+            if not (isinstance(value, list) and len(value) == len(batch)):
+                if len(indices) > 1:  # find the targets that fail; the others keep their speed
+                    half = len(indices) // 2
+                    only = _only(runnable, members)
+                    self._decide(indices[:half], rows, only, out)
+                    self._decide(indices[half:], rows, only, out)
+                continue
+            for row_index, decided in zip(indices, value, strict=True):
+                if not (isinstance(decided, list) and len(decided) == len(members)):
+                    continue
+                for member, result in zip(members, decided, strict=True):
+                    out[row_index][member] = self._decision(member, result)
+
+    def _decision(self, member: int, result: Any) -> Decision | None:
+        policy = self._policies[member]
+        count = len(policy.validations)
+        if not isinstance(result, list):
+            return None
+        if not result and count:
+            return Decision(False, [], []) if policy.match_source is not None else None
+        items = result[:count]
+        if len(items) != count or not all(isinstance(item, list) and len(item) <= 1 for item in items):
+            return None
+        values: list[Any] = []
+        if any(items) and policy.variables:
+            if len(result) != count + 1 or not isinstance(result[count], list):
+                return None
+            values = result[count]
+            if len(values) != len(policy.variables):
+                return None
+        elif len(result) != count:
+            return None
+        return Decision(True, items, values)
+
+    def _compiled(
+        self, runnable: tuple[bool, ...], varying: tuple[str, ...], tabled: frozenset[str]
+    ) -> list[tuple[list[int], Any]]:
+        key = (runnable, varying, tabled)
+        groups = self._programs.get(key)
+        if groups is None:
+            members = [i for i, ok in enumerate(runnable) if ok]
+            groups = self._programs[key] = self._group(members, varying, tabled)
+        return groups
+
+    def _group(
+        self, members: list[int], varying: tuple[str, ...], tabled: frozenset[str]
+    ) -> list[tuple[list[int], Any]]:
+        texts = self._texts_for(varying, tabled)
+        groups: list[tuple[list[int], Any]] = []
+        batch: list[int] = []
+        size = 0
+        for member in members:
+            text = texts[member]
+            if text is None:
+                continue  # left to the exact path
+            if batch and size + len(text) + 2 > GROUP_CHARS:
+                groups.extend(self._compile(batch, texts))
+                batch, size = [], 0
+            batch.append(member)
+            size += len(text) + 2
+        if batch:
+            groups.extend(self._compile(batch, texts))
+        return groups
+
+    def _texts_for(self, varying: tuple[str, ...], tabled: frozenset[str]) -> list[str | None]:
+        """Each policy's text reading the target's own values from its row (or the table)."""
+        key = (varying, tabled)
+        texts = self._rebound.get(key)
+        if texts is None:
+            names = {n: f"{TABLE}[{ROW}.{n}]" if n in tabled else f"{ROW}.{n}" for n in varying}
+            texts = self._rebound[key] = [policy_text(p, names) for p in self._policies]
+        return texts
+
+    def _compile(self, members: list[int], texts: list[str | None]) -> list[tuple[list[int], Any]]:
+        body = "[" + ",\n".join(texts[m] or "" for m in members) + "]"
+        try:
+            return [(members, self._backend.compile(f"{ROWS}.map({ROW}, {body})"))]
+        except CelCompileError:
+            if len(members) == 1:
+                return [(members, None)]  # e.g. nested too deeply once wrapped
+            return [group for m in members for group in self._compile([m], texts)]
+
+
+def _pack(
+    batch: list[dict[str, Any]], varying: list[str]
+) -> tuple[frozenset[str], list[Any], list[dict[str, Any]]]:
+    """Rows holding each target's own values; a map several targets share goes in the table once."""
+    seen: dict[int, int] = {}
+    repeated: set[str] = set()
+    for name in varying:
+        ids = [id(row[name]) for row in batch]
+        if len(set(ids)) < len(ids):
+            repeated.add(name)
+    table: list[Any] = []
+    packed = []
+    for row in batch:
+        entry: dict[str, Any] = {}
+        for name in varying:
+            value = row[name]
+            if name in repeated:
+                index = seen.get(id(value))
+                if index is None:
+                    index = seen[id(value)] = len(table)
+                    table.append(value)
+                entry[name] = index
+            else:
+                entry[name] = value
+        packed.append(entry)
+    return frozenset(repeated), table, packed
+
+
+def _only(runnable: tuple[bool, ...], members: list[int]) -> tuple[bool, ...]:
+    chosen = set(members)
+    return tuple(ok and i in chosen for i, ok in enumerate(runnable))
