@@ -485,7 +485,8 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, list):
         return [_jsonable(v) for v in value]
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        # CEL maps come back in hash order, which varies between runs: sort for stable reports.
+        return {str(k): _jsonable(v) for k, v in sorted(value.items(), key=lambda item: str(item[0]))}
     if isinstance(value, float) and value.is_integer():
         return value
     return value

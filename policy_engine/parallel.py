@@ -8,50 +8,58 @@ parsed in-process, where starting workers would cost more than it saves.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from policy_engine.errors import InputError
-from policy_engine.yamlsource import SourceMap, YamlError, decode, from_cache, parse
+from policy_engine.yamlsource import SourceMap, YamlError, decode, from_cache, is_cached, parse
 
 PARALLEL_FROM = 150  # files
 
 Parsed = tuple[Any, SourceMap] | InputError
 
 
-def _parse_one(item: tuple[bytes, str]) -> tuple[Any, dict[Any, Any]] | InputError:
+def _parse_one(item: tuple[bytes, str]) -> tuple[Any, bytes] | InputError:
     raw, shown = item
     try:
         value, source = parse(decode(raw, shown), shown)
     except YamlError as exc:
         return exc.error
-    return value, source.positions
+    return value, source.packed
 
 
-def parse_all(items: list[tuple[bytes, str]]) -> list[Parsed]:
-    """Parse ``(bytes, shown path)`` pairs, in order; input errors are returned, not raised."""
+def parse_all(items: list[tuple[bytes, str]]) -> Iterator[Parsed]:
+    """Parse ``(bytes, shown path)`` pairs, yielding results in order as they come, so that the
+    caller can validate and drop each document before the next; input errors are yielded."""
     workers = min(os.cpu_count() or 1, 8)
     if len(items) < PARALLEL_FROM or workers < 2 or not _can_fork():
-        return [_wrap(item[1], _parse_one(item)) for item in items]
+        for item in items:
+            yield _wrap(item[1], _parse_one(item))
+        return
     # Cached files are answered here; only misses go to the workers.
-    results: list[Parsed | None] = [None] * len(items)
-    misses: list[int] = []
-    for index, (raw, shown) in enumerate(items):
-        try:
-            hit = from_cache(decode(raw, shown), shown)
-        except YamlError:
-            hit = None  # the worker reports it
-        if hit is None:
-            misses.append(index)
-        else:
-            results[index] = hit
-    if misses:
-        chunk = max(1, len(misses) // (workers * 4))
-        with _pool(workers) as pool:
-            parsed = pool.map(_parse_one, [items[i] for i in misses], chunksize=chunk)
-            for index, result in zip(misses, parsed, strict=True):
-                results[index] = _wrap(items[index][1], result)
-    return [r for r in results if r is not None]
+    cached = [_is_cached(raw, shown) for raw, shown in items]
+    misses = [item for item, hit in zip(items, cached, strict=True) if not hit]
+    if not misses:
+        for raw, shown in items:
+            yield _from_cache(raw, shown)
+        return
+    chunk = max(1, len(misses) // (workers * 4))
+    with _pool(workers) as pool:
+        parsed = iter(pool.map(_parse_one, misses, chunksize=chunk))
+        for (raw, shown), hit in zip(items, cached, strict=True):
+            yield _from_cache(raw, shown) if hit else _wrap(shown, next(parsed))
+
+
+def _is_cached(raw: bytes, shown: str) -> bool:
+    try:
+        return is_cached(decode(raw, shown))
+    except YamlError:
+        return False  # parsing reports it
+
+
+def _from_cache(raw: bytes, shown: str) -> Parsed:
+    hit = from_cache(decode(raw, shown), shown)
+    return hit if hit is not None else _wrap(shown, _parse_one((raw, shown)))  # entry just removed
 
 
 def _can_fork() -> bool:
@@ -67,10 +75,10 @@ def _pool(workers: int) -> Any:
     return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"))
 
 
-def _wrap(shown: str, result: tuple[Any, dict[Any, Any]] | InputError) -> Parsed:
+def _wrap(shown: str, result: tuple[Any, bytes] | InputError) -> Parsed:
     if isinstance(result, InputError):
         return result
-    return result[0], SourceMap(shown, result[1])
+    return result[0], SourceMap(shown, packed=result[1])
 
 
 # ---------------------------------------------------------------------------- evaluation

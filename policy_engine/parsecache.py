@@ -32,6 +32,10 @@ def key(raw: bytes, mode: str) -> str:
     return hashlib.sha256(mode.encode() + b"\0" + raw).hexdigest()
 
 
+def contains(digest: str) -> bool:
+    return _directory is not None and (_directory / digest[:2] / digest).is_file()
+
+
 def lookup(digest: str) -> Any | None:
     if _directory is None:
         return None

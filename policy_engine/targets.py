@@ -92,6 +92,61 @@ def plain(value: Any) -> Any:
     return value
 
 
+@cache
+def _absent_defaults(
+    model: type[BaseModel],
+) -> tuple[tuple[tuple[str, Any], ...], tuple[tuple[str, Any, str], ...]]:
+    """Per model: (key, empty value) for blocks and lists that may be absent, and
+    (key, model, 'one' | 'list' | 'dict') for fields holding nested models."""
+    defaults: list[tuple[str, Any]] = []
+    nested: list[tuple[str, Any, str]] = []
+    for name, (key, kind) in _field_kinds(model).items():
+        if kind == "block":
+            defaults.append((key, dict))
+        elif kind == "list":
+            defaults.append((key, list))
+        annotation: Any = model.model_fields[name].annotation
+        options = [annotation]
+        if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+            options = [a for a in typing.get_args(annotation) if a is not type(None)]
+        first = options[0] if options else None
+        args = typing.get_args(first)
+        if isinstance(first, type) and issubclass(first, BaseModel):
+            nested.append((key, first, "one"))
+        elif typing.get_origin(first) in (list, dict) and args:
+            inner = args[-1]
+            if isinstance(inner, type) and issubclass(inner, BaseModel):
+                nested.append((key, inner, "list" if typing.get_origin(first) is list else "dict"))
+    return tuple(defaults), tuple(nested)
+
+
+def plain_model(value: BaseModel) -> dict[str, Any]:
+    """``plain`` for models whose free-form values are never null (model files): pydantic's
+    own dump, then absent blocks and lists filled in, several times faster than walking."""
+    out: dict[str, Any] = value.model_dump(by_alias=True, exclude_none=True)
+    _fill(out, type(value))
+    return out
+
+
+def _fill(data: dict[str, Any], model: type[BaseModel]) -> None:
+    defaults, nested = _absent_defaults(model)
+    for key, empty in defaults:
+        if key not in data:
+            data[key] = empty()
+    for key, inner, shape in nested:
+        item = data.get(key)
+        if not item:
+            continue
+        if shape == "one":
+            _fill(item, inner)
+        elif shape == "list":
+            for element in item:
+                _fill(element, inner)
+        else:
+            for element in item.values():
+                _fill(element, inner)
+
+
 # ---------------------------------------------------------------------------- derived fields
 
 
@@ -166,7 +221,7 @@ def _add_model(
     versions_by_key: dict[tuple[str, str], tuple[Version, float | None]],
     endpoints: dict[tuple[str, str], dict[str, Any]],
 ) -> None:
-    model_data = plain(model)
+    model_data = plain_model(model)
     versions_data = model_data.pop("versions")
     floors = [versions_by_key[(model.id, v.version)][1] for v in model.versions]
     model_data["floor_monthly"] = _sum(floors)

@@ -9,6 +9,7 @@ expand a small file into an enormous document.
 from __future__ import annotations
 
 import gc
+import marshal
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -55,6 +56,11 @@ _TAG = "tag:yaml.org,2002:"
 Path = tuple[str | int, ...]
 
 
+# Decoded positions kept at once; the others stay packed (see SourceMap.packed).
+DECODED_MAPS = 64
+_decoded: dict[int, SourceMap] = {}  # insertion order = least recently decoded first
+
+
 @dataclass(slots=True)
 class SourceMap:
     """Where each value of one file came from: path tuple -> (line, column), 1-based."""
@@ -67,16 +73,36 @@ class SourceMap:
     track_values: bool = False
     # The file's text, kept with ``track_values`` to map positions inside folded scalars.
     text: str = ""
+    # The positions marshalled: a tenth of their size as a dict. Large portfolios keep only
+    # this and decode a few files' positions at a time, when a finding or error needs them.
+    packed: bytes = b""
+
+    def pack(self) -> SourceMap:
+        """Keep the positions packed only; ``locate`` decodes them again when asked."""
+        self.packed = marshal.dumps(self.positions)
+        self.positions = {}
+        return self
 
     def locate(self, path: Path) -> tuple[int, int]:
         """Position of ``path`` or of its nearest recorded ancestor."""
+        positions = self.positions or self._decode()
         while True:
-            pos = self.positions.get(path)
+            pos = positions.get(path)
             if pos is not None:
                 return pos
             if not path:
                 return (1, 1)
             path = path[:-1]
+
+    def _decode(self) -> dict[Path, tuple[int, int]]:
+        if not self.packed:
+            return self.positions
+        self.positions = marshal.loads(self.packed)
+        _decoded[id(self)] = self
+        while len(_decoded) > DECODED_MAPS:
+            oldest = next(iter(_decoded))
+            _decoded.pop(oldest).positions = {}
+        return self.positions
 
     def value_position(self, path: Path, value: str, line: int, column: int) -> tuple[int, int]:
         """File position of ``line:column`` (1-based) inside the scalar ``value`` at ``path``.
@@ -170,12 +196,18 @@ def parse(text: str, file: str, *, track_values: bool = False) -> tuple[Any, Sou
     finally:
         if collecting:
             gc.enable()
-    parsecache.store(digest, (value, source.positions, source.values))
+    source.pack()
+    parsecache.store(digest, (value, source.packed, source.values))
     return value, source
 
 
 def _cache_key(text: str, track_values: bool) -> str:
-    return parsecache.key(text.encode("utf-8"), f"yaml:{int(track_values)}")
+    return parsecache.key(text.encode("utf-8"), f"yaml-packed:{int(track_values)}")
+
+
+def is_cached(text: str, *, track_values: bool = False) -> bool:
+    """Whether the parse cache holds ``text`` (without reading the entry)."""
+    return parsecache.contains(_cache_key(text, track_values))
 
 
 def from_cache(
@@ -185,8 +217,8 @@ def from_cache(
     cached = parsecache.lookup(digest or _cache_key(text, track_values))
     if cached is None:
         return None
-    value, positions, values = cached
-    return value, SourceMap(file, positions, values, track_values, text if track_values else "")
+    value, packed, values = cached
+    return value, SourceMap(file, {}, values, track_values, text if track_values else "", packed)
 
 
 def _parse(text: str, file: str, track_values: bool) -> tuple[Any, SourceMap]:
