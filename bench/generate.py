@@ -1,15 +1,21 @@
 """Generate a synthetic portfolio in the project's own layout (portfolio.yaml + models/*.yaml).
 
-    python bench/generate.py OUT_DIR --versions 1000 [--seed 7]
+    python bench/generate.py OUT_DIR --versions 1000 [--seed 7] [--residency-days 90]
 
 The mix is realistic rather than uniform: mostly production versions with one to three
 deployments and four sign-offs, a tail of canaries, shadows, fallbacks, deprecated and retired
 versions, some of them past their clocks so that policies fail as they would in practice.
+
+Measured residency: one record per deployment and day for the last ``--residency-days`` days
+before the as-of date (0: none), in the native CSV format, one file per month under
+``residency/``, as ``policy-engine residency import`` writes them. Deployments differ in load:
+some are busy, some idle, canaries take their share of traffic.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import random
 import shutil
 from datetime import UTC, datetime, timedelta
@@ -177,7 +183,97 @@ def version_doc(rng: random.Random, model: str, number: int, stage: str) -> dict
     return version
 
 
-def generate(out: Path, versions: int, seed: int = 7) -> None:
+RESIDENCY_COLUMNS = [
+    "deployment_id",
+    "window_start",
+    "window_end",
+    "coverage",
+    "gpu_type",
+    "gpu_hours",
+    "gpu_count_avg",
+    "warm_replica_hours",
+    "replicas_min_observed",
+    "replicas_max_observed",
+    "gpu_util_avg",
+    "gpu_util_p95",
+    "cost_total",
+    "cost_gpu",
+    "cost_other",
+    "currency",
+    "cost_basis",
+    "requests",
+    "requests_failed",
+    "tokens_in",
+    "tokens_out",
+    "traffic_share",
+    "team",
+    "cost_center",
+    "source",
+]
+
+
+def write_residency(out: Path, deployments: list[dict], days: int, rng: random.Random) -> int:
+    """Daily records for ``deployments`` over the ``days`` before AS_OF; returns the count."""
+    handles: dict[str, tuple] = {}
+    count = 0
+    (out / "residency").mkdir(exist_ok=True)
+    profiles = [(d, rng.choice([0.03, 0.08, 0.25, 0.45, 0.7]), rng.random()) for d in deployments]
+    try:
+        for day in range(days, 0, -1):
+            start = AS_OF - timedelta(days=day)
+            month = start.strftime("%Y-%m")
+            if month not in handles:
+                handle = (out / "residency" / f"{month}.csv").open("w", newline="")
+                writer = csv.writer(handle)
+                writer.writerow(RESIDENCY_COLUMNS)
+                handles[month] = (handle, writer)
+            writer = handles[month][1]
+            window = (ts(start), ts(start + timedelta(days=1)))
+            for deployment, busy, share in profiles:
+                replicas = max(deployment["replicas"]["min"], 1)
+                gpus = deployment["accelerator"]["count"] * replicas
+                rate = GPUS[deployment["accelerator"]["type"]]
+                util = min(1.0, max(0.0, busy + rng.uniform(-0.02, 0.02)))
+                requests = int(util * 400_000 * deployment["traffic_percent"] / 100)
+                gpu_cost = round(gpus * 24 * rate, 2)
+                other = round(replicas * 24 * 0.09, 2)
+                writer.writerow(
+                    [
+                        deployment["id"],
+                        *window,
+                        1.0,
+                        deployment["accelerator"]["type"],
+                        gpus * 24.0,
+                        float(gpus),
+                        replicas * 24.0,
+                        replicas,
+                        replicas,
+                        round(util, 3),
+                        round(min(1.0, util * 1.6), 3),
+                        round(gpu_cost + other, 2),
+                        gpu_cost,
+                        other,
+                        "USD",
+                        "effective",
+                        requests,
+                        requests // 2000,
+                        requests * 900,
+                        requests * 120,
+                        round(share, 3) if deployment["traffic_percent"] else 0.0,
+                        deployment["owner_team"],
+                        deployment["cost_center"],
+                        "opencost+prometheus+focus",
+                    ]
+                )
+                count += 1
+    finally:
+        for handle, _ in handles.values():
+            handle.close()
+    return count
+
+
+def generate(out: Path, versions: int, seed: int = 7, residency_days: int = 90) -> int:
+    """Write the portfolio; returns the number of residency records written."""
     rng = random.Random(seed)
     if out.exists():
         shutil.rmtree(out)
@@ -186,6 +282,7 @@ def generate(out: Path, versions: int, seed: int = 7) -> None:
     (out / "portfolio.yaml").write_text(yaml.dump(portfolio_doc(), Dumper=dump, sort_keys=False))
     made = 0
     model_index = 0
+    deployments: list[dict] = []
     while made < versions:
         model = f"model-{model_index:05d}"
         count = min(rng.randint(2, 6), versions - made)
@@ -202,8 +299,10 @@ def generate(out: Path, versions: int, seed: int = 7) -> None:
             "versions": [version_doc(rng, model, n + 1, pick_stage(rng)) for n in range(count)],
         }
         (out / "models" / f"{model}.yaml").write_text(yaml.dump(model_doc, Dumper=dump, sort_keys=False))
+        deployments += [d for v in model_doc["versions"] for d in v["deployments"]]
         made += count
         model_index += 1
+    return write_residency(out, deployments, residency_days, rng) if residency_days else 0
 
 
 def main() -> None:
@@ -213,9 +312,10 @@ def main() -> None:
     parser.add_argument("out", type=Path)
     parser.add_argument("--versions", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--residency-days", type=int, default=90, help="days of daily records (0: none)")
     args = parser.parse_args()
-    generate(args.out, args.versions, args.seed)
-    print(f"wrote {args.versions} versions to {args.out}")
+    records = generate(args.out, args.versions, args.seed, args.residency_days)
+    print(f"wrote {args.versions} versions and {records:,} residency records to {args.out}")
 
 
 if __name__ == "__main__":

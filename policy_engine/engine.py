@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from policy_engine.cel import VARIABLES, Backend, BudgetExceeded, CelEvalError, Meter, fmt
 from policy_engine.errors import json_path
-from policy_engine.fusion import BATCH, Decision, Fusion
+from policy_engine.fusion import BATCH, FUSE_FROM, Decision, Fusion
 from policy_engine.models.policy import SEVERITY_RANK
 from policy_engine.models.portfolio import PolicyException
 from policy_engine.models.report import Finding, Location, Status
@@ -175,7 +175,7 @@ def evaluate(
         counts = [len(p.validations) for p in scoped]
         rows = [_target_data(target, base, facts, extra) for target in chunk]
         runnables = [tuple(all(data.get(r) for r in needs) for needs in requires) for data in rows]
-        decisions = _decide(fusions.get(scope), rows, runnables, len(scoped))
+        decisions = _decide(fusions.get(scope), rows, runnables, len(scoped), base)
         for target, data, runnable, decided in zip(chunk, rows, runnables, decisions, strict=True):
             activation = _Lazy(backend, data)
             for index, policy in enumerate(scoped):
@@ -243,18 +243,23 @@ def _target_data(
 
 
 def _decide(
-    fusion: Fusion | None, rows: list[dict[str, Any]], runnables: list[tuple[bool, ...]], policies: int
+    fusion: Fusion | None,
+    rows: list[dict[str, Any]],
+    runnables: list[tuple[bool, ...]],
+    policies: int,
+    base: dict[str, Any],
 ) -> list[list[Decision | None]]:
     """Fused decisions for runs of consecutive targets that can run the same policies."""
-    if fusion is None:
+    if fusion is None or len(rows) < FUSE_FROM:
         return [[None] * policies for _ in rows]
+    varying = tuple(name for name in VARIABLES if any(row[name] is not base[name] for row in rows))
     decided: list[list[Decision | None]] = []
     start = 0
     while start < len(rows):
         end = start + 1
         while end < len(rows) and end - start < BATCH and runnables[end] == runnables[start]:
             end += 1
-        decided.extend(fusion.decide(rows[start:end], runnables[start]))
+        decided.extend(fusion.decide(rows[start:end], runnables[start], varying))
         start = end
     return decided
 

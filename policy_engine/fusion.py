@@ -32,7 +32,6 @@ from typing import Any
 from policy_engine.cel import (
     BATCH_NAMES,
     MAX_EXPRESSION_CHARS,
-    VARIABLES,
     Backend,
     CelCompileError,
     CelEvalError,
@@ -42,6 +41,12 @@ from policy_engine.policies import CompiledPolicy
 
 ROWS, TABLE = BATCH_NAMES  # declared by the backend; authored expressions cannot reach them
 ROW = "pe_row"
+# Variables whose value one target shares with others (a version with its deployments and
+# sign-offs): passed once per batch in the table.
+SHARED_BY_TARGETS = ("model", "version")
+# Fewer targets than this are decided the exact way: compiling the fused programs (up to about
+# 0.1 s for the version scope of the built-in pack) would cost more than it saves.
+FUSE_FROM = 200
 BATCH = 32  # targets per call: enough to share conversions, far from the iteration budget
 # One program's text stays well under the runtime's limit on one expression.
 GROUP_CHARS = MAX_EXPRESSION_CHARS // 2
@@ -122,13 +127,14 @@ class Fusion:
         self._programs: dict[tuple[Any, ...], list[tuple[list[int], Any]]] = {}
 
     def decide(
-        self, rows: Sequence[dict[str, Any]], runnable: tuple[bool, ...]
+        self, rows: Sequence[dict[str, Any]], runnable: tuple[bool, ...], varying: tuple[str, ...]
     ) -> list[list[Decision | None]]:
         """Per row (a target's full data), per policy: its decision, or None where the exact path
-        must decide. Policies that cannot run (``runnable`` false) are left to the caller."""
+        must decide. Policies that cannot run (``runnable`` false) are left to the caller.
+        ``varying``: the variables whose values differ from the shared ones in these rows."""
         out: list[list[Decision | None]] = [[None] * len(self._policies) for _ in rows]
         if rows and any(runnable):
-            self._decide(list(range(len(rows))), rows, runnable, out)
+            self._decide(list(range(len(rows))), rows, runnable, varying, out)
         return out
 
     def _decide(
@@ -136,12 +142,13 @@ class Fusion:
         indices: list[int],
         rows: Sequence[dict[str, Any]],
         runnable: tuple[bool, ...],
+        varying: tuple[str, ...],
         out: list[list[Decision | None]],
     ) -> None:
         batch = [rows[i] for i in indices]
-        varying = [name for name in VARIABLES if any(row[name] is not self._base[name] for row in batch)]
-        tabled, table, packed = _pack(batch, varying)
-        groups = self._compiled(runnable, tuple(varying), tabled)
+        tabled = frozenset(name for name in SHARED_BY_TARGETS if name in varying)
+        table, packed = _pack(batch, varying, tabled)
+        groups = self._compiled(runnable, varying, tabled)
         data = dict(self._base)
         data[ROWS] = packed
         data[TABLE] = table
@@ -157,8 +164,8 @@ class Fusion:
                 if len(indices) > 1:  # find the targets that fail; the others keep their speed
                     half = len(indices) // 2
                     only = _only(runnable, members)
-                    self._decide(indices[:half], rows, only, out)
-                    self._decide(indices[half:], rows, only, out)
+                    self._decide(indices[:half], rows, only, varying, out)
+                    self._decide(indices[half:], rows, only, varying, out)
                 continue
             for row_index, decided in zip(indices, value, strict=True):
                 if not (isinstance(decided, list) and len(decided) == len(members)):
@@ -237,22 +244,17 @@ class Fusion:
 
 
 def _pack(
-    batch: list[dict[str, Any]], varying: list[str]
-) -> tuple[frozenset[str], list[Any], list[dict[str, Any]]]:
+    batch: list[dict[str, Any]], varying: tuple[str, ...], tabled: frozenset[str]
+) -> tuple[list[Any], list[dict[str, Any]]]:
     """Rows holding each target's own values; a map several targets share goes in the table once."""
     seen: dict[int, int] = {}
-    repeated: set[str] = set()
-    for name in varying:
-        ids = [id(row[name]) for row in batch]
-        if len(set(ids)) < len(ids):
-            repeated.add(name)
     table: list[Any] = []
     packed = []
     for row in batch:
         entry: dict[str, Any] = {}
         for name in varying:
             value = row[name]
-            if name in repeated:
+            if name in tabled:
                 index = seen.get(id(value))
                 if index is None:
                     index = seen[id(value)] = len(table)
@@ -261,7 +263,7 @@ def _pack(
             else:
                 entry[name] = value
         packed.append(entry)
-    return frozenset(repeated), table, packed
+    return table, packed
 
 
 def _only(runnable: tuple[bool, ...], members: list[int]) -> tuple[bool, ...]:

@@ -237,6 +237,7 @@ def parse_csv(text: str, file: str) -> tuple[list[ResidencyRecord], list[InputEr
     header_errors = _check_header(header, file, columns)
     if header_errors:
         return [], header_errors
+    plan = _plan(header)
     previous = reader.line_num
     while True:
         try:
@@ -250,8 +251,10 @@ def parse_csv(text: str, file: str) -> tuple[list[ResidencyRecord], list[InputEr
         previous = reader.line_num
         if not any(cell.strip() for cell in row):
             continue
-        line_text = raw_lines[number - 1] if number - 1 < len(raw_lines) else ""
-        record = _csv_record(header, row, file, number, _cell_columns(line_text), errors)
+        record = _fast_csv_record(plan, row) if len(row) == len(header) else None
+        if record is None:  # a problem somewhere in the row: find and locate every one
+            line_text = raw_lines[number - 1] if number - 1 < len(raw_lines) else ""
+            record = _csv_record(header, row, file, number, _cell_columns(line_text), errors)
         if record is not None:
             records.append(record.located(file, number))
     return records, errors
@@ -315,6 +318,67 @@ def _cell_columns(line: str) -> list[int]:
         elif char == "," and not quoted:
             starts.append(index + 2)
     return starts
+
+
+def _plan(header: list[str]) -> list[tuple[int, str, str, str, str]]:
+    """Per cell: (index, where it goes: 'top' | 'cost' | 'labels' | 'provenance', key, kind, column)."""
+    plan = []
+    for index, name in enumerate(header):
+        if name.startswith(LABEL_PREFIX):
+            plan.append((index, "labels", name[len(LABEL_PREFIX) :], "label", name))
+        elif name.startswith(PROVENANCE_PREFIX):
+            plan.append((index, "provenance", name[len(PROVENANCE_PREFIX) :], "label", name))
+        else:
+            path, kind = CSV_COLUMNS[name]
+            plan.append((index, "top" if len(path) == 1 else path[0], path[-1], kind, name))
+    return plan
+
+
+_moments: dict[str, datetime] = {}  # windows repeat across records: parse each timestamp once
+_strings: dict[str, str] = {}  # ids, teams, currencies repeat too: keep one copy of each
+
+
+def _fast_csv_record(plan: list[tuple[int, str, str, str, str]], row: list[str]) -> ResidencyRecord | None:
+    """The record of a well-formed row, or None to let ``_csv_record`` find what is wrong."""
+    data: dict[str, Any] = {"labels": {}, "provenance": {}}
+    cost: dict[str, Any] = {}
+    cost_present = False
+    try:
+        for index, where, key, kind, name in plan:
+            cell = row[index].strip()
+            if not cell:
+                continue
+            value: Any
+            if kind == "str" or kind == "label":
+                value = _strings.setdefault(cell, cell) if len(_strings) < 1_000_000 else cell
+            elif kind == "float":
+                value = float(cell)
+                if not math.isfinite(value):
+                    return None
+            elif kind == "int":
+                value = int(cell)
+            else:
+                value = _moments.get(cell)
+                if value is None:
+                    value = parse_timestamp(cell)
+                    if len(_moments) < 100_000:
+                        _moments[cell] = value
+            if where == "top":
+                data[key] = value
+            elif where == "cost":
+                cost[key] = value
+                cost_present = cost_present or name in _COST_COLUMNS
+            else:
+                data[where][key] = value
+        if cost_present:
+            data["cost"] = cost
+        if data.get("deployment_id") is None and data.get("unattributed_reason") is None:
+            source = data["provenance"].get("source")
+            if source and ":" in source:
+                data["unattributed_reason"] = source
+        return ResidencyRecord.model_validate(data)
+    except (ValueError, ValidationError):
+        return None
 
 
 def _csv_record(
