@@ -83,6 +83,15 @@ def import_seconds() -> float:
     return float(out.stdout)
 
 
+def stages_in_child(root: Path, backend: str) -> dict[str, float]:
+    """``stages`` in a fresh interpreter: what one size leaves in memory must not slow the next
+    (a large parent measurably slowed the later runs)."""
+    command = [sys.executable, __file__, "--stages", str(root), "--backends", backend]
+    result = subprocess.run(command, capture_output=True, text=True, check=True)
+    stage_times: dict[str, float] = json.loads(result.stdout)
+    return stage_times
+
+
 def stages(root: Path, backend: str) -> dict[str, float]:
     """The pipeline's stages in this process, the garbage collector off as in the CLI."""
     gc.collect()
@@ -210,7 +219,7 @@ def measure(out: Path, root: Path, size: int, backend: str, records: int, import
         "ms_per_version": round(cold / size * 1000, 3),
         "peak_rss_mb": round(rss),
         "import": round(imports, 3),
-        **{k: round(v, 3) for k, v in stages(root, backend).items()},
+        **{k: round(v, 3) for k, v in stages_in_child(root, backend).items()},
     }
     if "evaluate floor" in row:
         row["evaluate / floor"] = round(row["evaluate"] / row["evaluate floor"], 2)
@@ -229,7 +238,11 @@ def main() -> None:
         "--residency-max", type=int, default=1000, help="largest size also run with 90 days of residency"
     )
     parser.add_argument("--out", type=Path, default=Path("bench/out"))
+    parser.add_argument("--stages", type=Path, help=argparse.SUPPRESS)  # one stage run, as JSON
     args = parser.parse_args()
+    if args.stages is not None:
+        print(json.dumps(stages(args.stages, args.backends)))
+        return
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []
     imports = import_seconds()
