@@ -7,6 +7,8 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from itertools import groupby
+from operator import attrgetter
 from typing import Any, Literal
 
 from policy_engine.cel import VARIABLES, Backend, BudgetExceeded, CelEvalError, Meter, fmt
@@ -202,26 +204,31 @@ def evaluate(
         part.waived_by = waivers.used.copy()
         return part
 
-    # Every scope but the ledger may be split across workers; the ledger runs last, here, so it
-    # sees what every exception waived anywhere.
-    for scope in sorted(by_scope, key=lambda scope: scope == "exception"):
-        scoped = targets.by_scope.get(scope, [])
-        if scope == "exception":
-            extra = {**facts.extra, **_ledger_fields(exceptions, assessments, waivers)}
-            outcome.merge(run(scoped, scope, extra))
-            continue
-        # A worker's counter starts from ``before``; the run's count is ``before`` plus each
-        # chunk's increase (in-process the single chunk already counted into the same object).
-        before = waivers.used.copy()
-        increase: Counter[str] = Counter()
+    # Every scope but the ledger is split across workers in one go; the ledger runs last, here,
+    # so it sees what every exception waived anywhere.
+    spread = [
+        t for scope in sorted(by_scope) if scope != "exception" for t in targets.by_scope.get(scope, [])
+    ]
+    # A worker's counter starts from ``before``; the run's count is ``before`` plus each chunk's
+    # increase (in-process the single chunk already counted into the same object).
+    before = waivers.used.copy()
+    increase: Counter[str] = Counter()
 
-        def chunk_of(chunk: list[Target], scope: str = scope) -> Outcome:
-            return run(chunk, scope, facts.extra)
+    def chunk_of(chunk: list[Target]) -> Outcome:
+        part = Outcome()
+        for scope, group in groupby(chunk, key=attrgetter("scope")):
+            part.merge(run(list(group), scope, facts.extra))
+        part.waived_by = waivers.used.copy()
+        return part
 
-        for part in runner(chunk_of, scoped):
+    if spread:
+        for part in runner(chunk_of, spread):
             outcome.merge(part)
             increase.update(part.waived_by - before)
-        waivers.used = before + increase
+    waivers.used = before + increase
+    if "exception" in by_scope:
+        extra = {**facts.extra, **_ledger_fields(exceptions, assessments, waivers)}
+        outcome.merge(run(targets.by_scope.get("exception", []), "exception", extra))
     outcome.findings.sort(
         key=lambda f: (f.location.file or "", f.location.line or 0, f.policy_id, f.target, f.validation)
     )

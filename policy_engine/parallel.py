@@ -83,7 +83,7 @@ def _wrap(shown: str, result: tuple[Any, bytes] | InputError) -> Parsed:
 
 # ---------------------------------------------------------------------------- evaluation
 
-EVALUATE_FROM = 4000  # targets of one scope
+EVALUATE_FROM = 4000  # targets
 
 _job: Callable[[list[Any]], Any] | None = None
 _chunks: list[list[Any]] = []
@@ -95,10 +95,10 @@ def _run_chunk(index: int) -> Any:
 
 
 def fork_runner(workers: int | None = None) -> Callable[[Callable[[list[Any]], Any], list[Any]], list[Any]]:
-    """A ``Runner`` for ``engine.evaluate`` that splits large scopes over forked workers.
+    """A ``Runner`` for ``engine.evaluate`` that splits many targets over forked workers.
 
     Forked workers share the parent's compiled programs and target data copy-on-write; only
-    their outcomes travel back. Small scopes, or platforms without ``fork``, run in-process.
+    their outcomes travel back. Few targets, or platforms without ``fork``, run in-process.
     """
     count = workers or min(os.cpu_count() or 1, 8)
 
@@ -106,7 +106,7 @@ def fork_runner(workers: int | None = None) -> Callable[[Callable[[list[Any]], A
         global _job, _chunks
         if count < 2 or len(targets) < EVALUATE_FROM or not _can_fork():
             return [function(targets)]
-        pieces = count * 2  # more pieces than workers evens out uneven targets
+        pieces = count * 4  # more pieces than workers evens out targets of uneven cost
         size = -(-len(targets) // pieces)
         _job, _chunks = function, [targets[i : i + size] for i in range(0, len(targets), size)]
         try:
