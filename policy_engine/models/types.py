@@ -49,7 +49,16 @@ def format_timestamp(moment: datetime) -> str:
     return text + "Z"
 
 
+_CANONICAL = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
+
+
 def _timestamp(value: Any) -> Any:
+    if isinstance(value, str) and len(value) == 20 and _CANONICAL.fullmatch(value):
+        try:  # already canonical (the usual case): only check that the date exists
+            datetime.fromisoformat(value)
+            return value
+        except ValueError:
+            pass  # the full path explains what is wrong
     if not isinstance(value, str):
         raise ValueError("expected a quoted RFC 3339 timestamp string such as '2025-06-30T00:00:00Z'")
     return format_timestamp(parse_timestamp(value))
