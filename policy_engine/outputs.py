@@ -54,6 +54,9 @@ def write_atomic(path: Path, text: str) -> None:
     _commit([_stage(path, text)])
 
 
+_SLICE = 1 << 20  # characters
+
+
 def _stage(path: Path, text: str) -> tuple[Path, Path]:
     """Write ``text`` to a temporary file beside ``path``; (temporary, final). A file that cannot
     be written is a usage error (exit 2) naming it, and leaves ``path`` as it was."""
@@ -65,7 +68,9 @@ def _stage(path: Path, text: str) -> tuple[Path, Path]:
         fd, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
         tmp = Path(name)
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
+            # In slices: encoding a large report at once would hold a second copy of it.
+            for start in range(0, len(text), _SLICE):
+                handle.write(text[start : start + _SLICE])
         os.chmod(tmp, _mode_for(path))  # mkstemp makes it private; a report is an ordinary file
     except OSError as exc:
         if tmp is not None:
