@@ -507,5 +507,5 @@ def _jsonable(value: Any) -> Any:
 def _location(target: Target) -> Location:
     if target.source is None:
         return Location()
-    line, column = target.source.locate(target.path)
+    line, column = target.position or target.source.locate(target.path)
     return Location(file=target.source.file, line=line, column=column, json_path=json_path(target.path))

@@ -33,6 +33,13 @@ class Target:
     model: str | None = None
     version: str | None = None
     deployment: str | None = None
+    # (line, column) of ``path``, found when the target is made: its file's positions are at
+    # hand then, while findings come scope by scope and would decode every file again.
+    position: tuple[int, int] | None = None
+
+    def __post_init__(self) -> None:
+        if self.position is None and self.source is not None:
+            object.__setattr__(self, "position", self.source.locate(self.path))
 
 
 @dataclass(slots=True)
@@ -196,8 +203,12 @@ def build_targets(portfolio: Portfolio) -> TargetSet:
     for entry in portfolio.models:
         _add_model(targets, entry.model, entry.source, head, versions_by_key, endpoints)
     for (name, region), data in sorted(endpoints.items()):
-        source, path = data.pop("_where")
-        targets.add(Target(f"endpoint:{name}@{region}", "endpoint", {"endpoint": data}, source, path))
+        source, path, position = data.pop("_where")
+        targets.add(
+            Target(
+                f"endpoint:{name}@{region}", "endpoint", {"endpoint": data}, source, path, position=position
+            )
+        )
 
     exceptions_source = portfolio.exceptions_source
     for index, exception in enumerate(portfolio.exceptions.exceptions):
@@ -268,6 +279,7 @@ def _add_model(
             )
             if version.stage in SERVING_STAGES:
                 key = (deployment.endpoint, deployment.region)
+                where: YamlPath = (*vpath, "deployments", di, "traffic_percent")
                 group = endpoints.setdefault(
                     key,
                     {
@@ -275,7 +287,7 @@ def _add_model(
                         "region": deployment.region,
                         "traffic_sum": 0.0,
                         "deployments": [],
-                        "_where": (source, (*vpath, "deployments", di, "traffic_percent")),
+                        "_where": (source, where, source.locate(where)),
                     },
                 )
                 group["traffic_sum"] = round(group["traffic_sum"] + deployment.traffic_percent, 6)
