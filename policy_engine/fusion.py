@@ -123,7 +123,7 @@ class Fusion:
         self._policies = policies
         self._backend = backend
         self._base = base
-        self._rebound: dict[tuple[tuple[str, ...], frozenset[str]], list[str | None]] = {}
+        self._rebound: dict[tuple[str, ...], list[str | None]] = {}
         self._programs: dict[tuple[Any, ...], list[tuple[list[int], Any]]] = {}
 
     def decide(
@@ -146,9 +146,8 @@ class Fusion:
         out: list[list[Decision | None]],
     ) -> None:
         batch = [rows[i] for i in indices]
-        tabled = frozenset(name for name in SHARED_BY_TARGETS if name in varying)
-        table, packed = _pack(batch, varying, tabled)
-        groups = self._compiled(runnable, varying, tabled)
+        table, packed = _pack(batch, varying)
+        groups = self._compiled(runnable, varying)
         data = dict(self._base)
         data[ROWS] = packed
         data[TABLE] = table
@@ -194,20 +193,16 @@ class Fusion:
             return None
         return Decision(True, items, values)
 
-    def _compiled(
-        self, runnable: tuple[bool, ...], varying: tuple[str, ...], tabled: frozenset[str]
-    ) -> list[tuple[list[int], Any]]:
-        key = (runnable, varying, tabled)
+    def _compiled(self, runnable: tuple[bool, ...], varying: tuple[str, ...]) -> list[tuple[list[int], Any]]:
+        key = (runnable, varying)
         groups = self._programs.get(key)
         if groups is None:
             members = [i for i, ok in enumerate(runnable) if ok]
-            groups = self._programs[key] = self._group(members, varying, tabled)
+            groups = self._programs[key] = self._group(members, varying)
         return groups
 
-    def _group(
-        self, members: list[int], varying: tuple[str, ...], tabled: frozenset[str]
-    ) -> list[tuple[list[int], Any]]:
-        texts = self._texts_for(varying, tabled)
+    def _group(self, members: list[int], varying: tuple[str, ...]) -> list[tuple[list[int], Any]]:
+        texts = self._texts_for(varying)
         groups: list[tuple[list[int], Any]] = []
         batch: list[int] = []
         size = 0
@@ -224,13 +219,12 @@ class Fusion:
             groups.extend(self._compile(batch, texts))
         return groups
 
-    def _texts_for(self, varying: tuple[str, ...], tabled: frozenset[str]) -> list[str | None]:
+    def _texts_for(self, varying: tuple[str, ...]) -> list[str | None]:
         """Each policy's text reading the target's own values from its row (or the table)."""
-        key = (varying, tabled)
-        texts = self._rebound.get(key)
+        texts = self._rebound.get(varying)
         if texts is None:
-            names = {n: f"{TABLE}[{ROW}.{n}]" if n in tabled else f"{ROW}.{n}" for n in varying}
-            texts = self._rebound[key] = [policy_text(p, names) for p in self._policies]
+            names = {n: f"{TABLE}[{ROW}.{n}]" if n in SHARED_BY_TARGETS else f"{ROW}.{n}" for n in varying}
+            texts = self._rebound[varying] = [policy_text(p, names) for p in self._policies]
         return texts
 
     def _compile(self, members: list[int], texts: list[str | None]) -> list[tuple[list[int], Any]]:
@@ -243,9 +237,7 @@ class Fusion:
             return [group for m in members for group in self._compile([m], texts)]
 
 
-def _pack(
-    batch: list[dict[str, Any]], varying: tuple[str, ...], tabled: frozenset[str]
-) -> tuple[list[Any], list[dict[str, Any]]]:
+def _pack(batch: list[dict[str, Any]], varying: tuple[str, ...]) -> tuple[list[Any], list[dict[str, Any]]]:
     """Rows holding each target's own values; a map several targets share goes in the table once."""
     seen: dict[int, int] = {}
     table: list[Any] = []
@@ -254,7 +246,7 @@ def _pack(
         entry: dict[str, Any] = {}
         for name in varying:
             value = row[name]
-            if name in tabled:
+            if name in SHARED_BY_TARGETS:
                 index = seen.get(id(value))
                 if index is None:
                     index = seen[id(value)] = len(table)

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 from typing import Any
 
+from policy_engine import parsecache
 from policy_engine.errors import InputError
-from policy_engine.yamlsource import SourceMap, YamlError, decode, from_cache, is_cached, parse
+from policy_engine.yamlsource import SourceMap, YamlError, cache_key, decode, from_cache, parse
 
 PARALLEL_FROM = 150  # files
 
@@ -37,28 +39,27 @@ def parse_all(items: list[tuple[bytes, str]]) -> Iterator[Parsed]:
             yield _wrap(item[1], _parse_one(item))
         return
     # Cached files are answered here; only misses go to the workers.
-    cached = [_is_cached(raw, shown) for raw, shown in items]
-    misses = [item for item, hit in zip(items, cached, strict=True) if not hit]
-    if not misses:
-        for raw, shown in items:
-            yield _from_cache(raw, shown)
-        return
-    chunk = max(1, len(misses) // (workers * 4))
-    with _pool(workers) as pool:
-        parsed = iter(pool.map(_parse_one, misses, chunksize=chunk))
-        for (raw, shown), hit in zip(items, cached, strict=True):
-            yield _from_cache(raw, shown) if hit else _wrap(shown, next(parsed))
+    keys = [_cache_key(raw, shown) for raw, shown in items]
+    misses = [item for item, key in zip(items, keys, strict=True) if key is None]
+    workers_if_needed: Any = _pool(workers) if misses else nullcontext()
+    with workers_if_needed as pool:
+        chunk = max(1, len(misses) // (workers * 4))
+        parsed = iter(pool.map(_parse_one, misses, chunksize=chunk)) if misses else iter(())
+        for (raw, shown), key in zip(items, keys, strict=True):
+            yield _wrap(shown, next(parsed)) if key is None else _from_cache(raw, shown, key)
 
 
-def _is_cached(raw: bytes, shown: str) -> bool:
+def _cache_key(raw: bytes, shown: str) -> str | None:
+    """The file's parse-cache key when the cache holds it, else None."""
     try:
-        return is_cached(decode(raw, shown))
+        key = cache_key(decode(raw, shown))
     except YamlError:
-        return False  # parsing reports it
+        return None  # parsing reports it
+    return key if parsecache.contains(key) else None
 
 
-def _from_cache(raw: bytes, shown: str) -> Parsed:
-    hit = from_cache(decode(raw, shown), shown)
+def _from_cache(raw: bytes, shown: str, key: str) -> Parsed:
+    hit = from_cache(decode(raw, shown), shown, digest=key)
     return hit if hit is not None else _wrap(shown, _parse_one((raw, shown)))  # entry just removed
 
 

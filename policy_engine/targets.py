@@ -57,16 +57,21 @@ class TargetSet:
 # ---------------------------------------------------------------------------- normalisation
 
 
+def _declared(model: type[BaseModel], name: str) -> Any:
+    """A field's declared type without its ``| None``."""
+    annotation: Any = model.model_fields[name].annotation
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        options = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return options[0] if options else None
+    return annotation
+
+
 @cache
 def _field_kinds(model: type[BaseModel]) -> dict[str, tuple[str, str]]:
     """Per field: (output key, what None becomes: 'block', 'list' or 'drop')."""
     kinds = {}
     for name, info in model.model_fields.items():
-        annotation: Any = info.annotation
-        options = [annotation]
-        if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-            options = [a for a in typing.get_args(annotation) if a is not type(None)]
-        first = options[0] if options else None
+        first = _declared(model, name)
         origin = typing.get_origin(first)
         if (isinstance(first, type) and issubclass(first, BaseModel)) or origin is dict:
             kind = "block"
@@ -112,11 +117,7 @@ def _absent_defaults(
             defaults.append((key, dict))
         elif kind == "list":
             defaults.append((key, list))
-        annotation: Any = model.model_fields[name].annotation
-        options = [annotation]
-        if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-            options = [a for a in typing.get_args(annotation) if a is not type(None)]
-        first = options[0] if options else None
+        first = _declared(model, name)
         args = typing.get_args(first)
         if isinstance(first, type) and issubclass(first, BaseModel):
             nested.append((key, first, "one"))
@@ -129,7 +130,7 @@ def _absent_defaults(
 
 def plain_model(value: BaseModel) -> dict[str, Any]:
     """``plain`` for models whose free-form values are never null (model files): pydantic's
-    own dump, then absent blocks and lists filled in, several times faster than walking."""
+    own dump, then absent blocks and lists filled in (about twice as fast as walking)."""
     out: dict[str, Any] = value.model_dump(by_alias=True, exclude_none=True)
     _fill(out, type(value))
     return out

@@ -185,7 +185,7 @@ def decode(raw: bytes, file: str) -> str:
 
 def parse(text: str, file: str, *, track_values: bool = False) -> tuple[Any, SourceMap]:
     """Parse one YAML document into plain values plus its source map (cached by content)."""
-    digest = _cache_key(text, track_values)
+    digest = cache_key(text, track_values)
     hit = from_cache(text, file, track_values=track_values, digest=digest)
     if hit is not None:
         return hit
@@ -201,20 +201,15 @@ def parse(text: str, file: str, *, track_values: bool = False) -> tuple[Any, Sou
     return value, source
 
 
-def _cache_key(text: str, track_values: bool) -> str:
+def cache_key(text: str, track_values: bool = False) -> str:
     return parsecache.key(text.encode("utf-8"), f"yaml-packed:{int(track_values)}")
-
-
-def is_cached(text: str, *, track_values: bool = False) -> bool:
-    """Whether the parse cache holds ``text`` (without reading the entry)."""
-    return parsecache.contains(_cache_key(text, track_values))
 
 
 def from_cache(
     text: str, file: str, *, track_values: bool = False, digest: str | None = None
 ) -> tuple[Any, SourceMap] | None:
     """The parse of ``text`` if the parse cache holds it."""
-    cached = parsecache.lookup(digest or _cache_key(text, track_values))
+    cached = parsecache.lookup(digest or cache_key(text, track_values))
     if cached is None:
         return None
     value, packed, values = cached
