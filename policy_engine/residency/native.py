@@ -338,6 +338,18 @@ _moments: dict[str, datetime] = {}  # windows repeat across records: parse each 
 _strings: dict[str, str] = {}  # ids, teams, currencies repeat too: keep one copy of each
 
 
+def _assembled(data: dict[str, Any], cost: dict[str, Any], cost_present: bool) -> dict[str, Any]:
+    """A row's fields as a record: the cost block when a cost column is set, and the source as
+    the reason for spend without a deployment."""
+    if cost_present:
+        data["cost"] = cost
+    if data.get("deployment_id") is None and data.get("unattributed_reason") is None:
+        source = data["provenance"].get("source")
+        if source and ":" in source:  # e.g. "opencost:__idle__", as the format reference writes it
+            data["unattributed_reason"] = source
+    return data
+
+
 def _fast_csv_record(plan: list[tuple[int, str, str, str, str]], row: list[str]) -> ResidencyRecord | None:
     """The record of a well-formed row, or None to let ``_csv_record`` find what is wrong."""
     data: dict[str, Any] = {"labels": {}, "provenance": {}}
@@ -370,13 +382,7 @@ def _fast_csv_record(plan: list[tuple[int, str, str, str, str]], row: list[str])
                 cost_present = cost_present or name in _COST_COLUMNS
             else:
                 data[where][key] = value
-        if cost_present:
-            data["cost"] = cost
-        if data.get("deployment_id") is None and data.get("unattributed_reason") is None:
-            source = data["provenance"].get("source")
-            if source and ":" in source:
-                data["unattributed_reason"] = source
-        return ResidencyRecord.model_validate(data)
+        return ResidencyRecord.model_validate(_assembled(data, cost, cost_present))
     except (ValueError, ValidationError):
         return None
 
@@ -443,14 +449,8 @@ def _csv_record(
             data[path[0]] = value
     if failed:
         return None
-    if cost_present:
-        data["cost"] = cost
-    if data.get("deployment_id") is None and data.get("unattributed_reason") is None:
-        source = data["provenance"].get("source")
-        if source and ":" in source:  # e.g. "opencost:__idle__", as the format reference writes it
-            data["unattributed_reason"] = source
     try:
-        return ResidencyRecord.model_validate(data)
+        return ResidencyRecord.model_validate(_assembled(data, cost, cost_present))
     except ValidationError as exc:
         for error in exc.errors():
             loc = tuple(str(part) for part in error["loc"])
