@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 import types
 import typing
 from typing import Any, TypeVar
@@ -61,6 +62,10 @@ def _convert(model: type[BaseModel], error: Any, source: SourceMap, data: Any = 
     elif kind == "literal_error":
         message = f"{error['input']!r} is not allowed"
         expected = error.get("ctx", {}).get("expected", "")
+        allowed = re.findall(r"'([^']*)'", expected)
+        guess = difflib.get_close_matches(str(error["input"]), allowed, n=1, cutoff=0.6)
+        if guess:
+            message += f"; did you mean {guess[0]!r}?"
     elif kind.endswith("_type"):
         message = f"{message.lower().replace('input should be', 'expected')}, got {_shown(error['input'])}"
     return source.error(loc, message, expected)

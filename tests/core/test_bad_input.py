@@ -239,6 +239,13 @@ CASES: list[Any] = [
         id="unknown-stage",
     ),
     pytest.param(
+        {M: model("    stage: canary\n", "    stage: prodution\n")},
+        M,
+        5,
+        ["'prodution' is not allowed; did you mean 'production'?", "$.versions[0].stage"],
+        id="misspelt-stage-suggestion",
+    ),
+    pytest.param(
         {P: "schema_version: 2\nkind: InferencePortfolio\n"},
         P,
         1,
