@@ -457,9 +457,13 @@ class PythonBackend:
                 value = program.evaluate(activation)
         except _Timeout:
             raise _exceeded(what) from None
-        except self._celpy.CELEvalError as exc:
-            raise CelEvalError(explain_error(str(exc.args[0]) if exc.args else str(exc))) from None
         except Exception as exc:
+            # The interrupt can land where cel-python turns it into an error of its own (seen:
+            # "no such function _>=_(int, list)"): past the deadline, it is the budget.
+            if perf_counter() - started >= limit:
+                raise _exceeded(what) from None
+            if isinstance(exc, self._celpy.CELEvalError):
+                raise CelEvalError(explain_error(str(exc.args[0]) if exc.args else str(exc))) from None
             # cel-python lets internal errors escape (IndexError on `error && error`,
             # RecursionError on deep nesting...): each is an evaluation error, never a crash.
             raise CelEvalError(explain_error(str(exc) or type(exc).__name__)) from None
@@ -467,6 +471,8 @@ class PythonBackend:
             elapsed = perf_counter() - started
             _charge(meter, elapsed)
         _overran(self.budget, meter, elapsed)
+        if elapsed >= limit and isinstance(value, self._celpy.CELEvalError):
+            raise _exceeded(what)
         if isinstance(value, self._celpy.CELEvalError):
             raise CelEvalError(explain_error(str(value.args[0]) if value.args else str(value)))
         return self._plain(value)
