@@ -140,10 +140,14 @@ def _deadline(seconds: float) -> Iterator[None]:
         if armed[0]:
             raise _Timeout
 
-    previous = signal.signal(signal.SIGALRM, on_alarm)
-    outer = signal.setitimer(signal.ITIMER_REAL, max(seconds, 1e-6))
+    # The caller's timer is read and the clock started before arming, and arming happens
+    # inside ``try``: on a loaded machine the alarm can fire right after ``setitimer``
+    # returns, and the handler and the caller's timer must be restored all the same.
+    outer = signal.getitimer(signal.ITIMER_REAL)
     started = perf_counter()
+    previous = signal.signal(signal.SIGALRM, on_alarm)
     try:
+        signal.setitimer(signal.ITIMER_REAL, max(seconds, 1e-6))
         yield
     finally:
         try:

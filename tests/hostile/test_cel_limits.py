@@ -6,6 +6,7 @@ the target while the others still run; recursion never crashes the process; a fa
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import threading
@@ -286,6 +287,26 @@ def test_the_budget_timer_restores_the_callers_timer_and_handler() -> None:
         assert 25.0 < remaining <= 30.0
         assert signal.getsignal(signal.SIGALRM) is handler
         assert not fired
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def test_an_alarm_firing_as_soon_as_it_is_armed_still_restores_the_callers_timer() -> None:
+    """On a loaded machine the interrupt can land right after the timer is armed; a deadline
+    of a microsecond makes that happen every time."""
+
+    def handler(signum: int, frame: Any) -> None:
+        raise AssertionError("the caller's alarm fired")
+
+    previous = signal.signal(signal.SIGALRM, handler)
+    try:
+        for _ in range(200):
+            signal.setitimer(signal.ITIMER_REAL, 30.0)
+            with contextlib.suppress(cel._Timeout), cel._deadline(1e-6):
+                sum(range(50))
+            assert signal.getsignal(signal.SIGALRM) is handler
+            assert 25.0 < signal.getitimer(signal.ITIMER_REAL)[0] <= 30.0
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
