@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from itertools import groupby
 from operator import attrgetter
 from typing import Any, Literal
@@ -179,7 +180,9 @@ def evaluate(
         runnables = [tuple(all(data.get(r) for r in needs) for needs in requires) for data in rows]
         decisions = _decide(fusions.get(scope), rows, runnables, len(scoped), base)
         for target, data, runnable, decided in zip(chunk, rows, runnables, decisions, strict=True):
-            activation = _Lazy(backend, data)
+            activation = _Once(partial(backend.activation, data))
+            # One location per target, shared by its findings (frozen, so safe to share).
+            where = _Once(partial(_location, target))
             for index, policy in enumerate(scoped):
                 decision = decided[index]
                 # Unlisted passes and skips are only counted: the common case costs no findings.
@@ -191,7 +194,7 @@ def evaluate(
                         part.by_status["pass"] += counts[index]
                         continue
                 found = _evaluate_policy(
-                    policy, target, data, activation, backend, settings, waivers, decision
+                    policy, target, data, activation, where, backend, settings, waivers, decision
                 )
                 for finding in found:
                     if isinstance(finding, str):  # an unlisted pass or skip: counted only
@@ -271,19 +274,19 @@ def _decide(
     return decided
 
 
-class _Lazy:
-    """A target's activation, built the first time the exact path or a waiver needs it."""
+class _Once:
+    """A value made the first time it is asked for (a target's activation, only when the
+    exact path or a waiver needs it; its location, only when it has a finding)."""
 
-    __slots__ = ("backend", "data", "value")
+    __slots__ = ("make", "value")
 
-    def __init__(self, backend: Backend, data: dict[str, Any]) -> None:
-        self.backend = backend
-        self.data = data
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self.make = make
         self.value: Any = None
 
     def __call__(self) -> Any:
         if self.value is None:
-            self.value = self.backend.activation(self.data)
+            self.value = self.make()
         return self.value
 
 
@@ -313,14 +316,15 @@ def _evaluate_policy(
     target: Target,
     data: dict[str, Any],
     activation: Callable[[], Any],
+    location: Callable[[], Location],
     backend: Backend,
     settings: Settings,
     waivers: Waivers,
     decision: Decision | None = None,
 ) -> Iterator[Finding | str]:
     """The findings of one policy on one target; ``decision``, when the fused call gave one,
-    replaces evaluating its expressions one by one. ``activation`` builds the target's
-    activation on first use."""
+    replaces evaluating its expressions one by one. ``activation`` and ``location`` give the
+    target's activation and location, made on first use."""
     severity: Any = policy.policy.severity
     level = enforcement_level(policy, settings.context)
     # The policy's evaluation budget on this target (like a Kubernetes CEL budget per binding):
@@ -350,7 +354,7 @@ def _evaluate_policy(
             blocking=is_blocking(status, severity, level, settings.fail_on),
             exception_id=exception_id,
             message=message,
-            location=_location(target),
+            location=location(),
             **extra,
         )
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from policy_engine import reporters
 from policy_engine.errors import UsageError
 from policy_engine.models.report import Report
+from policy_engine.reporters import Rendered
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +58,7 @@ def write_atomic(path: Path, text: str) -> None:
 _SLICE = 1 << 20  # characters
 
 
-def _stage(path: Path, text: str) -> tuple[Path, Path]:
+def _stage(path: Path, text: Rendered) -> tuple[Path, Path]:
     """Write ``text`` to a temporary file beside ``path``; (temporary, final). A file that cannot
     be written is a usage error (exit 2) naming it, and leaves ``path`` as it was."""
     tmp: Path | None = None
@@ -68,9 +69,10 @@ def _stage(path: Path, text: str) -> tuple[Path, Path]:
         fd, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
         tmp = Path(name)
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            # In slices: encoding a large report at once would hold a second copy of it.
-            for start in range(0, len(text), _SLICE):
-                handle.write(text[start : start + _SLICE])
+            for piece in [text] if isinstance(text, str) else text:
+                # In slices: encoding a large report at once would hold a second copy of it.
+                for start in range(0, len(piece), _SLICE):
+                    handle.write(piece[start : start + _SLICE])
         os.chmod(tmp, _mode_for(path))  # mkstemp makes it private; a report is an ordinary file
     except OSError as exc:
         if tmp is not None:
@@ -112,29 +114,29 @@ def emit(report: Report, specs: list[OutputSpec], *, color: bool, step_summary: 
     Everything is rendered, and every file written to a temporary beside it, before any report
     file is replaced: a run that fails part-way leaves every existing report as it was.
     """
-    rendered: list[tuple[OutputSpec, str]] = []
-    for spec in specs:
-        if spec.format == "text":
-            from policy_engine.reporters.text import render as render_text
-
-            text = render_text(report, color=color and spec.path is None)
-        else:
-            text = reporters.get(spec.format)(report)
-        rendered.append((spec, text))
+    to_stdout = ""
     staged: list[tuple[Path, Path]] = []
     try:
-        for spec, text in rendered:
-            if spec.path is not None:
-                staged.append(_stage(spec.path, text))
+        for spec in specs:
+            if spec.format == "text":
+                from policy_engine.reporters.text import render as render_text
+
+                text: Rendered = render_text(report, color=color and spec.path is None)
+            else:
+                text = reporters.get(spec.format)(report)
+            if spec.path is None:
+                to_stdout = text if isinstance(text, str) else "".join(text)  # at most one
+            else:
+                staged.append(_stage(spec.path, text))  # pieces go straight to the staged file
     except BaseException:
         for tmp, _ in staged:
             tmp.unlink(missing_ok=True)
         raise
     _commit(staged)
-    for spec, text in rendered:
-        if spec.path is None:
-            sys.stdout.write(text)
-            sys.stdout.flush()
+    if to_stdout:
+        sys.stdout.write(to_stdout)
+        sys.stdout.flush()
+    for spec in specs:
         if spec.format == "github" and step_summary is not None:
             from policy_engine.reporters.github import step_summary as summary_of
 

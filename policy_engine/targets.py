@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import types
 import typing
+from collections import deque
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -176,8 +177,13 @@ def _sum(values: list[float | None]) -> float | None:
     return round(float(sum(v for v in values if v is not None)), 2)  # a float even when empty
 
 
-def build_targets(portfolio: Portfolio) -> TargetSet:
-    """Every target of every scope, with its CEL data and source location."""
+def build_targets(portfolio: Portfolio, *, consume: bool = False) -> TargetSet:
+    """Every target of every scope, with its CEL data and source location.
+
+    ``consume``: the caller will not read ``portfolio.models`` again; they are taken out of
+    the list as their targets are made, so each file's validated model is freed once its
+    targets exist (on a large portfolio this roughly halves the peak memory of a run).
+    """
     head = portfolio.portfolio
     shared = {
         "portfolio": {
@@ -194,14 +200,18 @@ def build_targets(portfolio: Portfolio) -> TargetSet:
     targets = TargetSet(shared)
     targets.add(Target("portfolio", "portfolio", {}, portfolio.source, ("portfolio",)))
 
-    versions_by_key: dict[tuple[str, str], tuple[Version, float | None]] = {}
+    versions_by_key: dict[tuple[str, str], tuple[str, float | None]] = {}
     for entry in portfolio.models:
         for version in entry.model.versions:
             floor = _sum([deployment_floor(d, head) for d in version.deployments])
-            versions_by_key[(entry.model.id, version.version)] = (version, floor)
+            versions_by_key[(entry.model.id, version.version)] = (version.stage, floor)
 
     endpoints: dict[tuple[str, str], dict[str, Any]] = {}
-    for entry in portfolio.models:
+    entries = deque(portfolio.models)
+    if consume:
+        portfolio.models.clear()
+    while entries:
+        entry = entries.popleft()
         _add_model(targets, entry.model, entry.source, head, versions_by_key, endpoints)
     for (name, region), data in sorted(endpoints.items()):
         source, path, position = data.pop("_where")
@@ -230,7 +240,7 @@ def _add_model(
     model: ModelFile,
     source: SourceMap,
     head: PortfolioFile,
-    versions_by_key: dict[tuple[str, str], tuple[Version, float | None]],
+    versions_by_key: dict[tuple[str, str], tuple[str, float | None]],
     endpoints: dict[tuple[str, str], dict[str, Any]],
 ) -> None:
     model_data = plain_model(model)
@@ -320,7 +330,7 @@ def _derive_version(
     version: Version,
     model: ModelFile,
     floor: float | None,
-    versions_by_key: dict[tuple[str, str], tuple[Version, float | None]],
+    versions_by_key: dict[tuple[str, str], tuple[str, float | None]],
     rates: dict[str, float],
 ) -> None:
     """Fields computed per version (never authored): ``id``, ``model_id``, ``digest``,
@@ -353,11 +363,11 @@ def _derive_version(
     if incumbent is not None:
         found = versions_by_key.get((model.id, incumbent))
         if found is not None:
-            data["incumbent_stage"] = found[0].stage
+            data["incumbent_stage"] = found[0]
             if found[1] is not None:
                 data["incumbent_floor_monthly"] = found[1]
     if version.fallback is not None:
         ref = version.fallback.for_version
         primary = versions_by_key.get((ref.model, ref.version))
-        data["fallback_primary_stage"] = primary[0].stage if primary else ""
+        data["fallback_primary_stage"] = primary[0] if primary else ""
     data["signoff_roles"] = sorted({s.role for s in version.signoffs})

@@ -247,10 +247,17 @@ def ledger_rules(loaded: Loaded, context: Context) -> LedgerRules:
     )
 
 
-def build_check_report(options: CheckOptions, loaded: Loaded, facts: Facts | None = None) -> Report:
+def build_check_report(
+    options: CheckOptions, loaded: Loaded, facts: Facts | None = None, *, release: bool = False
+) -> Report:
+    """Evaluate the loaded portfolio into a report. ``release``: the caller is done with
+    ``loaded.portfolio.models`` (and the residency records): they are freed as soon as the
+    targets and measured facts are made from them."""
     settings = Settings(options.as_of, options.context, options.fail_on, keep_all=options.show_all)
     facts = with_measured(facts, loaded, options.as_of)
-    targets = build_targets(loaded.portfolio)
+    if release and loaded.residency:
+        loaded.residency.clear()  # aggregated into ``facts``; the records themselves are done
+    targets = build_targets(loaded.portfolio, consume=release)
     outcome = evaluate(
         targets,
         loaded.policies,
@@ -278,8 +285,7 @@ def run_check(options: CheckOptions) -> int:
 
         report = git_check_report(options)
     else:
-        loaded = load_all(options.load)
-        report = build_check_report(options, loaded)
+        report = build_check_report(options, load_all(options.load), release=True)
     emit(report, options.outputs, color=options.color, step_summary=options.step_summary)
     return report.summary.exit_code
 

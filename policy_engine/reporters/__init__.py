@@ -7,12 +7,14 @@ format is asked for, so the pre-commit path never pays for SARIF or JUnit.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from policy_engine.errors import UsageError
 from policy_engine.models.report import Report
 
-Renderer = Callable[[Report], str]
+# A report as one string, or as pieces to write one after another (a very large report).
+Rendered = str | Iterator[str]
+Renderer = Callable[[Report], Rendered]
 
 REPORTERS: dict[str, str] = {
     "text": "policy_engine.reporters.text:render",
