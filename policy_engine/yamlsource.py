@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import marshal
+import sys
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -202,7 +203,7 @@ def parse(text: str, file: str, *, track_values: bool = False) -> tuple[Any, Sou
 
 
 def cache_key(text: str, track_values: bool = False) -> str:
-    return parsecache.key(text.encode("utf-8"), f"yaml-packed:{int(track_values)}")
+    return parsecache.key(text.encode("utf-8"), f"yaml-interned:{int(track_values)}")
 
 
 def from_cache(
@@ -371,7 +372,7 @@ class _Builder:
                     f"mapping key {shown!r} is not a string",
                     "string keys (quote it)",
                 )
-            key = key_node.value
+            key = _shared(key_node.value)
             if key in out:
                 first = self.source.positions.get((*path, key), (0, 0))[0]
                 raise self.fail(
@@ -412,7 +413,7 @@ class _Builder:
             style = getattr(node, "style", None) or ""
             self.source.values[path] = (mark.line + 1, mark.column + 1, style)
         if tag == _TAG + "str":
-            return node.value
+            return _shared(node.value)
         if tag == _TAG + "null":
             return None
         if tag == _TAG + "bool":
@@ -432,6 +433,16 @@ class _Builder:
             # Kept as written: the schema checks the zone, and CEL parses RFC 3339 strings.
             return node.value
         raise self.fail(node, path, f"unsupported YAML tag {tag}", "plain strings, numbers, booleans")
+
+
+# Keys and short values repeat across thousands of files ("stage", "production", a region, a
+# team): one shared object each instead of one per occurrence (marshal keeps the sharing in
+# the parse cache). Long strings are mostly unique (digests, descriptions): left alone.
+SHARED_UP_TO = 40  # characters
+
+
+def _shared(text: str) -> str:
+    return sys.intern(text) if len(text) <= SHARED_UP_TO else text
 
 
 class _PlainLoader(_Loader):

@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from policy_engine.models.types import share_fields_set
+
 Status = Literal["pass", "fail", "error", "skip", "waived", "pre_existing"]
 STATUSES: tuple[Status, ...] = ("fail", "error", "waived", "pre_existing", "skip", "pass")
 SCHEMA_VERSION = 1
@@ -13,6 +15,14 @@ SCHEMA_VERSION = 1
 
 class _Out(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # A large run has hundreds of thousands of findings, made here or unpickled from workers.
+    def model_post_init(self, context: Any, /) -> None:
+        share_fields_set(self)
+
+    def __setstate__(self, state: dict[Any, Any]) -> None:
+        super().__setstate__(state)
+        share_fields_set(self)
 
 
 class Location(_Out):
