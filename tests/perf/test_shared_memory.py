@@ -34,7 +34,8 @@ def test_models_written_alike_share_one_fields_set_and_cannot_change_it() -> Non
     before = set(replicas[1].__pydantic_fields_set__)
     original = replicas[0].min
     copy = replicas[0].model_copy(update={"min": original + 1})
-    assert copy.min == original + 1 and replicas[0].min == original
+    assert copy.min == original + 1
+    assert replicas[0].min == original
     assert copy.__pydantic_fields_set__ is not replicas[0].__pydantic_fields_set__
     assert set(replicas[1].__pydantic_fields_set__) == before
 
@@ -68,7 +69,8 @@ def test_findings_share_their_fields_set_also_after_a_trip_between_processes() -
     assert back == [first, second]
     assert back[0].__pydantic_fields_set__ is first.__pydantic_fields_set__
     changed = first.model_copy(update={"status": "pre_existing"})
-    assert changed.status == "pre_existing" and first.status == "fail"
+    assert changed.status == "pre_existing"
+    assert first.status == "fail"
     assert changed.__pydantic_fields_set__ is not first.__pydantic_fields_set__
 
 
