@@ -85,6 +85,10 @@ def _wrap(shown: str, result: tuple[Any, bytes] | InputError) -> Parsed:
 # ---------------------------------------------------------------------------- evaluation
 
 EVALUATE_FROM = 4000  # targets
+# Targets differ in cost (a version has many more policies than a sign-off, and the scopes
+# come one after another): many small pieces, each taken by whichever worker is free, keep
+# both busy to the end.
+PIECES_PER_WORKER = 16
 
 _job: Callable[[list[Any]], Any] | None = None
 _chunks: list[list[Any]] = []
@@ -107,7 +111,7 @@ def fork_runner(workers: int | None = None) -> Callable[[Callable[[list[Any]], A
         global _job, _chunks
         if count < 2 or len(targets) < EVALUATE_FROM or not _can_fork():
             return [function(targets)]
-        pieces = count * 4  # more pieces than workers evens out targets of uneven cost
+        pieces = count * PIECES_PER_WORKER
         size = -(-len(targets) // pieces)
         _job, _chunks = function, [targets[i : i + size] for i in range(0, len(targets), size)]
         try:
