@@ -148,16 +148,16 @@ def _stages(root: Path, backend: str) -> dict[str, float]:
     )
     out["evaluate"] = time.perf_counter() - start
     start = time.perf_counter()
-    render(
-        build_report(
-            outcome,
-            loaded.policies,
-            loaded.overrides,
-            as_of=AS_OF,
-            context="audit",
-            backend=loaded.backend.name,
-        )
+    report = build_report(
+        outcome,
+        loaded.policies,
+        loaded.overrides,
+        as_of=AS_OF,
+        context="audit",
+        backend=loaded.backend.name,
     )
+    for _ in render(report):  # the JSON comes in pieces
+        pass
     out["report"] = time.perf_counter() - start
     if backend == "cpp":
         out["evaluate floor"] = evaluation_floor(targets, loaded, as_of, facts)
