@@ -205,8 +205,10 @@ def fmt(value: Any) -> str:
             return f"{sign}{total / 3600:.1f}h"
         return f"{sign}{total:.0f}s"
     if isinstance(value, datetime):
-        value = value.astimezone(UTC)
-        return f"{value.year:04d}-{value:%m-%d %H:%M} UTC"  # %Y would write the year 1 as "1"
+        if value.tzinfo is not UTC:
+            value = value.astimezone(UTC)
+        # By field, not strftime: faster, and %Y would write the year 1 as "1".
+        return f"{value.year:04d}-{value.month:02d}-{value.day:02d} {value.hour:02d}:{value.minute:02d} UTC"
     if isinstance(value, list | tuple):
         return ", ".join(fmt(v) for v in value)
     if isinstance(value, int):

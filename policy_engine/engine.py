@@ -174,10 +174,9 @@ def evaluate(
     def run(chunk: list[Target], scope: str, extra: dict[str, dict[str, dict[str, Any]]]) -> Outcome:
         part = Outcome()
         scoped = by_scope[scope]
-        requires = [p.policy.doc.spec.requires for p in scoped]
         counts = [len(p.validations) for p in scoped]
         rows = [_target_data(target, base, facts, extra) for target in chunk]
-        runnables = [tuple(all(data.get(r) for r in needs) for needs in requires) for data in rows]
+        runnables = _runnables(scoped, rows)
         decisions = _decide(fusions.get(scope), rows, runnables, len(scoped), base)
         for target, data, runnable, decided in zip(chunk, rows, runnables, decisions, strict=True):
             activation = _Once(partial(backend.activation, data))
@@ -250,6 +249,22 @@ def _target_data(
     for name, fields in extra.get(target.id, {}).items():
         data[name] = {**data.get(name, {}), **fields}
     return data
+
+
+def _runnables(policies: list[CompiledPolicy], rows: list[dict[str, Any]]) -> list[tuple[bool, ...]]:
+    """Per row, which policies can run: those whose required facts (``requires``) it has."""
+    everything = (True,) * len(policies)
+    needed = [p.policy.doc.spec.requires for p in policies]
+    conditional = [(index, needs) for index, needs in enumerate(needed) if needs]
+    if not conditional:
+        return [everything] * len(rows)
+    out = []
+    for data in rows:
+        flags = list(everything)
+        for index, needs in conditional:
+            flags[index] = all(data.get(name) for name in needs)
+        out.append(tuple(flags))
+    return out
 
 
 def _decide(
@@ -492,7 +507,12 @@ def _params(policy: CompiledPolicy) -> dict[str, Any]:
     return {f"params.{name}": policy.policy.params.get(name) for name in policy.params_used}
 
 
+_AS_IS = frozenset({str, int, bool, type(None)})
+
+
 def _jsonable(value: Any) -> Any:
+    if type(value) in _AS_IS:  # most values: checked first, in one lookup
+        return value
     if isinstance(value, timedelta):
         return fmt(value)
     if isinstance(value, datetime):

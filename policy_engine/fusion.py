@@ -87,12 +87,16 @@ def rebind(text: str, names: dict[str, str]) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """One policy on one target, as the fused call decided it."""
+    """One policy on one target, as the fused call decided it (shared between targets: never
+    changed once made)."""
 
     applies: bool
     # Per validation: [] when it passes, else [its message] ([false] without a messageExpression).
     results: list[list[Any]]
     values: list[Any]  # the policy's variable values, when a validation failed; else []
+
+
+_NOT_APPLICABLE = Decision(False, [], [])
 
 
 def policy_text(policy: CompiledPolicy, names: dict[str, str]) -> str | None:
@@ -124,6 +128,8 @@ class Fusion:
         self._backend = backend
         self._base = base
         self._rebound: dict[tuple[str, ...], list[str | None]] = {}
+        # Per policy, the decision when every validation passes (shared: decisions are read only).
+        self._passed = [Decision(True, [[] for _ in p.validations], []) for p in policies]
         self._programs: dict[tuple[Any, ...], list[tuple[list[int], Any]]] = {}
 
     def decide(
@@ -173,12 +179,15 @@ class Fusion:
                     out[row_index][member] = self._decision(member, result)
 
     def _decision(self, member: int, result: Any) -> Decision | None:
+        passed = self._passed[member]
+        if result == passed.results:  # the common case, decided by one comparison
+            return passed
         policy = self._policies[member]
         count = len(policy.validations)
         if not isinstance(result, list):
             return None
         if not result and count:
-            return Decision(False, [], []) if policy.match_source is not None else None
+            return _NOT_APPLICABLE if policy.match_source is not None else None
         items = result[:count]
         if len(items) != count or not all(isinstance(item, list) and len(item) <= 1 for item in items):
             return None
