@@ -66,6 +66,9 @@ def _run(action: Callable[[], int]) -> NoReturn:
         click.echo(f"internal error: {type(exc).__name__}: {exc} (details in {log})", err=True)
         code = ExitCode.INTERNAL_ERROR
     finally:
+        from policy_engine import parsecache
+
+        parsecache.flush()  # what this run parsed, for the next run
         if collecting:
             gc.enable()
     sys.exit(int(code))

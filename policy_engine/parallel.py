@@ -7,6 +7,7 @@ parsed in-process, where starting workers would cost more than it saves.
 
 from __future__ import annotations
 
+import marshal
 import os
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
@@ -14,7 +15,16 @@ from typing import Any
 
 from policy_engine import parsecache
 from policy_engine.errors import InputError
-from policy_engine.yamlsource import SourceMap, YamlError, cache_key, decode, from_cache, parse
+from policy_engine.yamlsource import (
+    SourceMap,
+    YamlError,
+    cache_entry,
+    cache_key,
+    decode,
+    from_cache,
+    parse,
+    parse_uncached,
+)
 
 PARALLEL_FROM = 150  # files
 
@@ -22,12 +32,24 @@ Parsed = tuple[Any, SourceMap] | InputError
 
 
 def _parse_one(item: tuple[bytes, str]) -> tuple[Any, bytes] | InputError:
+    """Parse one file in this process, through the parse cache."""
     raw, shown = item
     try:
         value, source = parse(decode(raw, shown), shown)
     except YamlError as exc:
         return exc.error
     return value, source.packed
+
+
+def _parse_in_worker(item: tuple[bytes, str]) -> bytes | InputError:
+    """Parse one file in a worker: the result travels back marshalled, as the parse cache
+    keeps it (the caller stores it there; shared strings stay shared)."""
+    raw, shown = item
+    try:
+        value, source = parse_uncached(decode(raw, shown), shown)
+    except YamlError as exc:
+        return exc.error
+    return marshal.dumps(cache_entry(value, source))
 
 
 def parse_all(items: list[tuple[bytes, str]]) -> Iterator[Parsed]:
@@ -40,27 +62,38 @@ def parse_all(items: list[tuple[bytes, str]]) -> Iterator[Parsed]:
         return
     # Cached files are answered here; only misses go to the workers.
     keys = [_cache_key(raw, shown) for raw, shown in items]
-    misses = [item for item, key in zip(items, keys, strict=True) if key is None]
+    hits = [key is not None and parsecache.contains(key) for key in keys]
+    misses = [item for item, hit in zip(items, hits, strict=True) if not hit]
     workers_if_needed: Any = _pool(workers) if misses else nullcontext()
     with workers_if_needed as pool:
         chunk = max(1, len(misses) // (workers * 4))
-        parsed = iter(pool.map(_parse_one, misses, chunksize=chunk)) if misses else iter(())
-        for (raw, shown), key in zip(items, keys, strict=True):
-            yield _wrap(shown, next(parsed)) if key is None else _from_cache(raw, shown, key)
+        parsed = iter(pool.map(_parse_in_worker, misses, chunksize=chunk)) if misses else iter(())
+        for (raw, shown), key, hit in zip(items, keys, hits, strict=True):
+            if hit and key is not None:
+                yield _from_cache(raw, shown, key)
+                continue
+            result = next(parsed)
+            if isinstance(result, InputError):
+                yield result
+                continue
+            if key is not None:
+                parsecache.store_marshalled(key, result)
+            value, packed, _ = marshal.loads(result)
+            yield value, SourceMap(shown, packed=packed)
+    parsecache.flush()  # one pack for the batch, instead of holding it for the whole run
 
 
 def _cache_key(raw: bytes, shown: str) -> str | None:
-    """The file's parse-cache key when the cache holds it, else None."""
+    """The file's parse-cache key; None when it cannot be decoded (parsing reports why)."""
     try:
-        key = cache_key(decode(raw, shown))
+        return cache_key(decode(raw, shown))
     except YamlError:
-        return None  # parsing reports it
-    return key if parsecache.contains(key) else None
+        return None
 
 
 def _from_cache(raw: bytes, shown: str, key: str) -> Parsed:
     hit = from_cache(decode(raw, shown), shown, digest=key)
-    return hit if hit is not None else _wrap(shown, _parse_one((raw, shown)))  # entry just removed
+    return hit if hit is not None else _wrap(shown, _parse_one((raw, shown)))  # unreadable entry
 
 
 def _can_fork() -> bool:

@@ -190,6 +190,13 @@ def parse(text: str, file: str, *, track_values: bool = False) -> tuple[Any, Sou
     hit = from_cache(text, file, track_values=track_values, digest=digest)
     if hit is not None:
         return hit
+    value, source = parse_uncached(text, file, track_values=track_values)
+    parsecache.store(digest, cache_entry(value, source))
+    return value, source
+
+
+def parse_uncached(text: str, file: str, *, track_values: bool = False) -> tuple[Any, SourceMap]:
+    """``parse`` without the cache: the source map comes back packed."""
     collecting = gc.isenabled()
     gc.disable()  # parsing allocates many long-lived objects; collecting meanwhile is wasted work
     try:
@@ -197,9 +204,12 @@ def parse(text: str, file: str, *, track_values: bool = False) -> tuple[Any, Sou
     finally:
         if collecting:
             gc.enable()
-    source.pack()
-    parsecache.store(digest, (value, source.packed, source.values))
-    return value, source
+    return value, source.pack()
+
+
+def cache_entry(value: Any, source: SourceMap) -> tuple[Any, bytes, Any]:
+    """What the parse cache keeps of a parse (``from_cache`` reads it back)."""
+    return value, source.packed, source.values
 
 
 def cache_key(text: str, track_values: bool = False) -> str:

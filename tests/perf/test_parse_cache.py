@@ -1,0 +1,95 @@
+"""The parse cache: packs written whole, read back exactly, never trusted when damaged."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from policy_engine import parsecache
+
+ENTRY = ({"id": "chat", "versions": [{"version": "1", "stage": "production"}]}, b"\x00positions", {})
+
+
+@pytest.fixture
+def cache(tmp_path: Path) -> Iterator[Path]:
+    parsecache.configure(tmp_path / "cache")
+    yield tmp_path / "cache"
+    parsecache.configure(None)
+
+
+def _new_run(cache: Path) -> None:
+    """What a later process sees: only what is on disk."""
+    parsecache.flush()
+    parsecache.configure(cache)
+
+
+def _packs(cache: Path) -> list[Path]:
+    return sorted(cache.rglob("*.pack"))
+
+
+def test_entries_of_a_run_are_written_as_one_pack_and_read_back(cache: Path) -> None:
+    keys = [parsecache.key(f"file {i}".encode(), "test") for i in range(50)]
+    for index, key in enumerate(keys):
+        parsecache.store(key, (*ENTRY[:2], {"n": index}))
+    assert parsecache.lookup(keys[0]) == (*ENTRY[:2], {"n": 0})  # before the flush, too
+    assert _packs(cache) == []
+    _new_run(cache)
+    assert len(_packs(cache)) == 1
+    assert all(parsecache.contains(key) for key in keys)
+    assert [parsecache.lookup(key) for key in keys] == [(*ENTRY[:2], {"n": i}) for i in range(50)]
+    assert parsecache.lookup(parsecache.key(b"other", "test")) is None
+
+
+def test_a_damaged_pack_is_a_miss_and_the_next_run_writes_a_good_one(cache: Path) -> None:
+    key = parsecache.key(b"content", "test")
+    parsecache.store(key, ENTRY)
+    _new_run(cache)
+    (pack,) = _packs(cache)
+    whole = pack.read_bytes()
+    for damaged in (b"", whole[:5], whole[:-3], b"\xff" * len(whole), whole[:8] + b"\x00" * (len(whole) - 8)):
+        pack.write_bytes(damaged)
+        parsecache.configure(cache)
+        assert parsecache.lookup(key) in (None, ENTRY)  # never an exception, never another value
+    pack.write_bytes(whole[:-3])
+    parsecache.configure(cache)
+    assert not parsecache.contains(key)
+    parsecache.store(key, ENTRY)
+    _new_run(cache)
+    assert parsecache.lookup(key) == ENTRY
+
+
+def test_the_cache_directory_can_be_deleted_at_any_time(cache: Path) -> None:
+    import shutil
+
+    first, second = parsecache.key(b"a", "test"), parsecache.key(b"b", "test")
+    parsecache.store(first, ENTRY)
+    _new_run(cache)
+    shutil.rmtree(cache)
+    parsecache.store(second, ENTRY)
+    parsecache.flush()  # recreates the directory
+    _new_run(cache)
+    assert parsecache.lookup(second) == ENTRY
+    assert parsecache.lookup(first) is None
+
+
+def test_many_packs_are_merged_into_one_keeping_every_entry(cache: Path) -> None:
+    keys = []
+    for run in range(parsecache.MAX_PACKS + 1):
+        key = parsecache.key(f"run {run}".encode(), "test")
+        keys.append(key)
+        parsecache.store(key, (run, b"", {}))
+        _new_run(cache)
+    assert len(_packs(cache)) == 1
+    assert [parsecache.lookup(key) for key in keys] == [(run, b"", {}) for run in range(len(keys))]
+
+
+def test_without_a_directory_nothing_is_kept(tmp_path: Path) -> None:
+    parsecache.configure(None)
+    key = parsecache.key(b"a", "test")
+    parsecache.store(key, ENTRY)
+    parsecache.flush()
+    assert parsecache.lookup(key) is None
+    assert not parsecache.contains(key)
+    assert list(tmp_path.iterdir()) == []
