@@ -11,7 +11,8 @@ Entries live in packs: the entries a run adds are written together, as one new f
 took 0.4–1 ms (ext4 on a virtual disk): 1–2.5 s of the cold run on 10,000 versions. A pack is
 written to a temporary name and renamed, so readers see whole packs or none; an unreadable
 pack or entry is a miss. A run reads a pack's index, then only the entries it looks up.
-Past ``MAX_PACKS`` files, a flush merges them all into one.
+Past ``MAX_PACKS`` files, a flush merges them into one, which keeps what the merging run used
+and, up to ``MERGED_BYTES``, the newest of the rest.
 """
 
 from __future__ import annotations
@@ -27,12 +28,14 @@ from typing import Any
 from policy_engine import __version__
 
 MAX_PACKS = 8
+MERGED_BYTES = 256 * 2**20  # what a merge keeps besides the entries the merging run used
 _HEADER = 8  # bytes: the length of the pack's index, which follows; then the entries
 
 _directory: Path | None = None
 _known: dict[str, tuple[int, int, int]] | None = None  # digest -> (open pack, start, end)
 _open: list[int] = []  # the packs' file descriptors
 _pending: dict[str, bytes] = {}  # stored in this process, not yet in a pack
+_used: set[str] = set()  # read from a pack by this process
 
 
 def configure(directory: Path | None) -> None:
@@ -42,6 +45,7 @@ def configure(directory: Path | None) -> None:
     flush()
     _directory = directory / f"v{__version__}" if directory is not None else None
     _forget_packs()
+    _used.clear()
 
 
 def key(raw: bytes, mode: str) -> str:
@@ -61,6 +65,7 @@ def lookup(digest: str) -> Any | None:
         if found is None:
             return None
         data = _read(found)
+        _used.add(digest)
     try:
         return marshal.loads(data)
     except (EOFError, ValueError, TypeError):
@@ -91,10 +96,8 @@ def flush() -> None:
     existing = sorted(_directory.glob("*.pack")) if _directory.is_dir() else []
     merged: list[Path] = []
     if len(existing) >= MAX_PACKS:
-        for path, old in _read_all(existing).items():
-            for digest, data in old.items():
-                entries.setdefault(digest, data)
-            merged.append(path)
+        entries.update(_kept(existing, entries))
+        merged = existing
     try:
         _write(_directory, entries)
     except OSError:
@@ -152,8 +155,32 @@ def _read(found: tuple[int, int, int]) -> bytes:
         return b""
 
 
-def _read_all(paths: list[Path]) -> dict[Path, dict[str, bytes]]:
-    return {path: {digest: _read(found) for digest, found in _index(path).items()} for path in paths}
+def _kept(paths: list[Path], new: dict[str, bytes]) -> dict[str, bytes]:
+    """The entries of ``paths`` worth keeping when they merge: every one this process read,
+    then others from the newest packs on while the merged pack stays under ``MERGED_BYTES``
+    (a cache shared by many portfolios would otherwise grow without end)."""
+    indexes = [_index(path) for path in sorted(paths, key=_age)]
+    budget = MERGED_BYTES - sum(len(data) for data in new.values())
+    out: dict[str, bytes] = {}
+    for used_only in (True, False):
+        for index in indexes:
+            for digest, found in index.items():
+                size = found[2] - found[1]
+                if digest in new or digest in out or (used_only and digest not in _used):
+                    continue
+                if not used_only and size > budget:
+                    continue
+                out[digest] = _read(found)
+                budget -= size
+    return out
+
+
+def _age(path: Path) -> float:
+    """Newest first."""
+    try:
+        return -path.stat().st_mtime
+    except OSError:
+        return 0.0
 
 
 def _write(directory: Path, entries: dict[str, bytes]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import marshal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -83,6 +84,27 @@ def test_many_packs_are_merged_into_one_keeping_every_entry(cache: Path) -> None
         _new_run(cache)
     assert len(_packs(cache)) == 1
     assert [parsecache.lookup(key) for key in keys] == [(run, b"", {}) for run in range(len(keys))]
+
+
+def test_a_merge_keeps_what_the_run_used_and_the_newest_rest_within_its_budget(
+    cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keys = [parsecache.key(f"run {run}".encode(), "test") for run in range(parsecache.MAX_PACKS)]
+    for run, key in enumerate(keys):
+        parsecache.store(key, (run, b"", {}))
+        _new_run(cache)
+    entry_size = len(marshal.dumps((0, b"", {})))
+    monkeypatch.setattr(parsecache, "MERGED_BYTES", 3 * entry_size)  # the new entry and one more
+    assert parsecache.lookup(keys[0]) == (0, b"", {})  # this run uses the oldest entry
+    fresh = parsecache.key(b"new", "test")
+    parsecache.store(fresh, ("new", b"", {}))
+    _new_run(cache)
+    assert len(_packs(cache)) == 1
+    kept = [key for key in keys if parsecache.contains(key)]
+    assert keys[0] in kept  # used by the merging run
+    assert parsecache.lookup(fresh) == ("new", b"", {})
+    assert len(kept) == 2  # and the newest one that fitted the budget
+    assert kept[1] in keys[1:]
 
 
 def test_without_a_directory_nothing_is_kept(tmp_path: Path) -> None:
