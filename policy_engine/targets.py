@@ -11,7 +11,7 @@ import typing
 from collections import deque
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel
 
@@ -177,6 +177,14 @@ def _sum(values: list[float | None]) -> float | None:
     return round(float(sum(v for v in values if v is not None)), 2)  # a float even when empty
 
 
+class _Known(NamedTuple):
+    """What targets of other versions need to know about one version."""
+
+    stage: str
+    floor: float | None  # the version's warm floor, when every accelerator is priced
+    deployment_floors: list[float | None]
+
+
 def build_targets(portfolio: Portfolio, *, consume: bool = False) -> TargetSet:
     """Every target of every scope, with its CEL data and source location.
 
@@ -200,11 +208,11 @@ def build_targets(portfolio: Portfolio, *, consume: bool = False) -> TargetSet:
     targets = TargetSet(shared)
     targets.add(Target("portfolio", "portfolio", {}, portfolio.source, ("portfolio",)))
 
-    versions_by_key: dict[tuple[str, str], tuple[str, float | None]] = {}
+    versions_by_key: dict[tuple[str, str], _Known] = {}
     for entry in portfolio.models:
         for version in entry.model.versions:
-            floor = _sum([deployment_floor(d, head) for d in version.deployments])
-            versions_by_key[(entry.model.id, version.version)] = (version.stage, floor)
+            floors = [deployment_floor(d, head) for d in version.deployments]
+            versions_by_key[(entry.model.id, version.version)] = _Known(version.stage, _sum(floors), floors)
 
     endpoints: dict[tuple[str, str], dict[str, Any]] = {}
     entries = deque(portfolio.models)
@@ -240,12 +248,12 @@ def _add_model(
     model: ModelFile,
     source: SourceMap,
     head: PortfolioFile,
-    versions_by_key: dict[tuple[str, str], tuple[str, float | None]],
+    versions_by_key: dict[tuple[str, str], _Known],
     endpoints: dict[tuple[str, str], dict[str, Any]],
 ) -> None:
     model_data = plain_model(model)
     versions_data = model_data.pop("versions")
-    floors = [versions_by_key[(model.id, v.version)][1] for v in model.versions]
+    floors = [versions_by_key[(model.id, v.version)].floor for v in model.versions]
     model_data["floor_monthly"] = _sum(floors)
     model_data["version_count"] = len(model.versions)
     if model_data["floor_monthly"] is None:
@@ -256,7 +264,8 @@ def _add_model(
         vid = f"{model.id}@{version.version}"
         data = versions_data[vi]
         deployments = data["deployments"]
-        floor = versions_by_key[(model.id, version.version)][1]
+        known = versions_by_key[(model.id, version.version)]
+        floor = known.floor
         _derive_version(data, version, model, floor, versions_by_key, head.rates.gpu_hour)
         vpath: YamlPath = ("versions", vi)
         targets.add(
@@ -272,7 +281,7 @@ def _add_model(
         )
         for di, deployment in enumerate(version.deployments):
             ddata = deployments[di]
-            dfloor = deployment_floor(deployment, head)
+            dfloor = known.deployment_floors[di]
             if dfloor is not None:
                 ddata["floor_monthly"] = dfloor
             ddata["warm"] = not deployment.scale_to_zero and deployment.replicas.min > 0
@@ -330,7 +339,7 @@ def _derive_version(
     version: Version,
     model: ModelFile,
     floor: float | None,
-    versions_by_key: dict[tuple[str, str], tuple[str, float | None]],
+    versions_by_key: dict[tuple[str, str], _Known],
     rates: dict[str, float],
 ) -> None:
     """Fields computed per version (never authored): ``id``, ``model_id``, ``digest``,
@@ -363,11 +372,11 @@ def _derive_version(
     if incumbent is not None:
         found = versions_by_key.get((model.id, incumbent))
         if found is not None:
-            data["incumbent_stage"] = found[0]
-            if found[1] is not None:
-                data["incumbent_floor_monthly"] = found[1]
+            data["incumbent_stage"] = found.stage
+            if found.floor is not None:
+                data["incumbent_floor_monthly"] = found.floor
     if version.fallback is not None:
         ref = version.fallback.for_version
         primary = versions_by_key.get((ref.model, ref.version))
-        data["fallback_primary_stage"] = primary[0] if primary else ""
+        data["fallback_primary_stage"] = primary.stage if primary else ""
     data["signoff_roles"] = sorted({s.role for s in version.signoffs})
