@@ -17,8 +17,7 @@ from __future__ import annotations
 import re
 import signal
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from time import perf_counter
@@ -117,47 +116,66 @@ def _seconds(value: float) -> str:
 
 
 class _Timeout(BaseException):
-    """Raised inside cel-python by the interval timer. A BaseException, so that no
-    ``except Exception`` inside the interpreter can swallow it."""
+    """Raised inside cel-python by the alarm. A BaseException, so that no ``except Exception``
+    inside the interpreter can swallow it."""
 
 
-@contextmanager
-def _deadline(seconds: float) -> Iterator[None]:
-    """Interrupt the (pure Python) code inside after ``seconds`` with ``_Timeout``.
+# Past the deadline the alarm rings again every _REPEAT seconds until the work stops: CPython
+# drops an exception raised while it looks up an attribute on a type (lark's tokens compare in
+# Python, so the handler can run there), and a one-shot alarm lost that way let an
+# evaluation run on for minutes.
+_REPEAT = 0.01
 
-    Uses SIGALRM through ``setitimer``, so it works in the main thread only; elsewhere, or when
-    another timer would fire first, nothing is interrupted and the caller's accounting after
-    the fact still applies. The previous handler and timer are restored.
-    """
-    usable = hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
-    pending = signal.getitimer(signal.ITIMER_REAL)[0] if usable else 0.0
-    if not usable or (pending and pending <= seconds):
-        yield
-        return
-    armed = [True]
 
-    def on_alarm(signum: int, frame: Any) -> None:
-        if armed[0]:
+class _Alarm:
+    """SIGALRM through ``setitimer``: main thread only, and never over a caller's timer that
+    would ring first (then nothing is interrupted and accounting after the fact applies)."""
+
+    __slots__ = ("_outer", "_previous", "_started", "armed")
+
+    def __init__(self) -> None:
+        self.armed = False
+        self._previous: Any = None
+
+    def arm(self, seconds: float) -> None:
+        if not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
+            return
+        self._outer = signal.getitimer(signal.ITIMER_REAL)
+        if 0 < self._outer[0] <= seconds:
+            return
+        self._started = perf_counter()
+        self._previous = signal.signal(signal.SIGALRM, self._ring)
+        self.armed = True
+        signal.setitimer(signal.ITIMER_REAL, max(seconds, 1e-6), _REPEAT)
+
+    def _ring(self, signum: int, frame: Any) -> None:
+        if self.armed:
             raise _Timeout
 
-    # The caller's timer is read and the clock started before arming, and arming happens
-    # inside ``try``: on a loaded machine the alarm can fire right after ``setitimer``
-    # returns, and the handler and the caller's timer must be restored all the same.
-    outer = signal.getitimer(signal.ITIMER_REAL)
-    started = perf_counter()
-    previous = signal.signal(signal.SIGALRM, on_alarm)
-    try:
-        signal.setitimer(signal.ITIMER_REAL, max(seconds, 1e-6))
-        yield
-    finally:
-        try:
-            armed[0] = False
-        except _Timeout:  # the alarm arrived just as the evaluation finished: it finished
-            armed[0] = False
+    def restore(self) -> None:
+        """Give back the caller's handler and what is left of its timer. Only once ``armed``
+        is false: from then on a ring raises nothing."""
+        if self._previous is None:
+            return
         signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-        if outer[0] > 0:  # someone else's timer was running: give back what is left of it
-            signal.setitimer(signal.ITIMER_REAL, max(outer[0] - (perf_counter() - started), 1e-6), outer[1])
+        signal.signal(signal.SIGALRM, self._previous)
+        left, interval = self._outer
+        if left > 0:
+            signal.setitimer(signal.ITIMER_REAL, max(left - (perf_counter() - self._started), 1e-6), interval)
+
+
+def _bounded(seconds: float, work: Callable[[Any], Any], argument: Any) -> Any:
+    """``work(argument)``, interrupted with ``_Timeout`` after ``seconds`` (see ``_Alarm``)."""
+    alarm = _Alarm()
+    try:
+        alarm.arm(seconds)
+        return work(argument)
+    finally:
+        # First thing, and a plain attribute store: Python runs signal handlers only at calls
+        # and backward jumps, so no ring can land between here and the store, and none raises
+        # after it. The caller's timer and handler are then restored whatever happened above.
+        alarm.armed = False
+        alarm.restore()
 
 
 def _limit(budget: Budget, meter: Meter | None) -> tuple[float, str]:
@@ -453,14 +471,13 @@ class PythonBackend:
         """The value of ``program``; ``meter`` is the budget its policy has left on this target.
 
         cel-python has no budget of its own: the interpreter is interrupted when this call's
-        share of the budget runs out (see ``_deadline``), and time is charged afterwards."""
+        share of the budget runs out (see ``_Alarm``), and time is charged afterwards."""
         limit, what = _limit(self.budget, meter)
         if limit <= 0:
             raise _exceeded(what)
         started = perf_counter()
         try:
-            with _deadline(limit):
-                value = program.evaluate(activation)
+            value = _bounded(limit, program.evaluate, activation)
         except _Timeout:
             raise _exceeded(what) from None
         except Exception as exc:

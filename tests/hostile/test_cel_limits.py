@@ -303,13 +303,49 @@ def test_an_alarm_firing_as_soon_as_it_is_armed_still_restores_the_callers_timer
     try:
         for _ in range(200):
             signal.setitimer(signal.ITIMER_REAL, 30.0)
-            with contextlib.suppress(cel._Timeout), cel._deadline(1e-6):
-                sum(range(50))
+            with contextlib.suppress(cel._Timeout):
+                cel._bounded(1e-6, sum, range(50))
             assert signal.getsignal(signal.SIGALRM) is handler
             assert 25.0 < signal.getitimer(signal.ITIMER_REAL)[0] <= 30.0
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+
+
+def _spin(seconds: float) -> None:
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
+class _SlowName(str):
+    """Compares in Python, like lark's tokens: a name the interpreter looks up on a type."""
+
+    __hash__ = str.__hash__
+
+    def __eq__(self, other: object) -> bool:
+        _spin(0.3)  # the alarm rings in here
+        return str.__eq__(self, other)
+
+
+class _Holder:
+    __slots__ = ()
+    attribute = 1
+
+
+def _lookup_then_spin(name: str) -> None:
+    # CPython drops the exception raised in ``__eq__`` during the lookup on the type...
+    assert getattr(_Holder(), name, "lost") == "lost"
+    _spin(5)  # ...so a one-shot alarm would let this run to its end
+
+
+def test_an_alarm_lost_inside_the_interpreter_rings_again() -> None:
+    started = time.perf_counter()
+    with pytest.raises(cel._Timeout):
+        cel._bounded(0.05, _lookup_then_spin, _SlowName("attribute"))
+    assert time.perf_counter() - started < 2
+    assert signal.getitimer(signal.ITIMER_REAL)[0] == 0
+    assert signal.getsignal(signal.SIGALRM) is signal.SIG_DFL
 
 
 def test_evaluation_outside_the_main_thread_is_still_bounded_afterwards() -> None:
