@@ -15,11 +15,12 @@ from typing import Any, Literal
 from policy_engine.cel import VARIABLES, Backend, BudgetExceeded, CelEvalError, Meter, fmt
 from policy_engine.errors import json_path
 from policy_engine.fusion import BATCH, FUSE_FROM, Decision, Fusion
+from policy_engine.loading import ModelEntry
 from policy_engine.models.policy import SEVERITY_RANK
 from policy_engine.models.portfolio import PolicyException
 from policy_engine.models.report import Finding, Location, Status
 from policy_engine.policies import CompiledPolicy, CompiledValidation
-from policy_engine.targets import Target, TargetSet
+from policy_engine.targets import MODEL_FILE_SCOPES, Target, TargetSet
 from policy_engine.waivers import Assessment, LedgerRules, assess
 
 Context = Literal["pre-commit", "pull-request", "audit"]
@@ -64,12 +65,23 @@ class Outcome:
         self.by_severity.update(part.by_severity)
 
 
-# Maps a function over chunks of targets; a process pool may split them (policy_engine.parallel).
-Runner = Callable[[Callable[[list[Target]], "Outcome"], list[Target]], Iterable["Outcome"]]
+# What evaluation is spread over: targets, and model files whose targets are made where they
+# are evaluated (``TargetSet.deferred``).
+Unit = Target | ModelEntry
+# Maps a function over chunks of units, given each unit's weight (the targets it stands for);
+# a process pool may split them (policy_engine.parallel).
+Runner = Callable[[Callable[[list[Unit]], "Outcome"], list[Unit], list[int]], Iterable["Outcome"]]
 
 
-def _in_process(function: Callable[[list[Target]], Outcome], targets: list[Target]) -> list[Outcome]:
-    return [function(targets)]
+def _in_process(
+    function: Callable[[list[Unit]], Outcome], units: list[Unit], weights: list[int]
+) -> list[Outcome]:
+    return [function(units)]
+
+
+def _weight(entry: ModelEntry) -> int:
+    """How many targets a model file makes: itself, and its versions' deployments and sign-offs."""
+    return 1 + sum(1 + len(v.deployments) + len(v.signoffs) for v in entry.model.versions)
 
 
 _NOT_APPLICABLE = "not applicable (match is false)"
@@ -208,23 +220,31 @@ def evaluate(
 
     # Every scope but the ledger is split across workers in one go; the ledger runs last, here,
     # so it sees what every exception waived anywhere.
-    spread = [
+    spread: list[Unit] = [
         t for scope in sorted(by_scope) if scope != "exception" for t in targets.by_scope.get(scope, [])
     ]
+    weights = [1] * len(spread)
+    if any(scope in by_scope for scope in MODEL_FILE_SCOPES):
+        spread += targets.deferred
+        weights += [_weight(entry) for entry in targets.deferred]
     # A worker's counter starts from ``before``; the run's count is ``before`` plus each chunk's
     # increase (in-process the single chunk already counted into the same object).
     before = waivers.used.copy()
     increase: Counter[str] = Counter()
 
-    def chunk_of(chunk: list[Target]) -> Outcome:
+    def chunk_of(units: list[Unit]) -> Outcome:
         part = Outcome()
-        for scope, group in groupby(chunk, key=attrgetter("scope")):
+        made = [u for u in units if isinstance(u, Target)]
+        made += targets.made_from([u for u in units if isinstance(u, ModelEntry)])
+        made = [t for t in made if t.scope in by_scope]
+        made.sort(key=attrgetter("scope"))  # stable: each scope's targets keep their order
+        for scope, group in groupby(made, key=attrgetter("scope")):
             part.merge(run(list(group), scope, facts.extra))
         part.waived_by = waivers.used.copy()
         return part
 
     if spread:
-        for part in runner(chunk_of, spread):
+        for part in runner(chunk_of, spread, weights):
             outcome.merge(part)
             increase.update(part.waived_by - before)
     waivers.used = before + increase

@@ -118,12 +118,13 @@ def _wrap(shown: str, result: tuple[Any, bytes] | InputError) -> Parsed:
 # ---------------------------------------------------------------------------- evaluation
 
 EVALUATE_FROM = 4000  # targets
-# Targets differ in cost (a version has many more policies than a sign-off, and the scopes
-# come one after another): many small pieces, each taken by whichever worker is free, keep
-# both busy to the end.
+# Units differ in cost (a model file stands for all its targets, a version has many more
+# policies than a sign-off, and the scopes come one after another): many small pieces, each
+# taken by whichever worker is free, keep both busy to the end.
 PIECES_PER_WORKER = 16
 
-_job: Callable[[list[Any]], Any] | None = None
+Job = Callable[[list[Any]], Any]
+_job: Job | None = None
 _chunks: list[list[Any]] = []
 
 
@@ -132,21 +133,41 @@ def _run_chunk(index: int) -> Any:
     return _job(_chunks[index])
 
 
-def fork_runner(workers: int | None = None) -> Callable[[Callable[[list[Any]], Any], list[Any]], list[Any]]:
+def pieces(units: list[Any], weights: list[int], count: int) -> list[list[Any]]:
+    """``units`` cut, in order, into ``count`` runs of about equal weight (none empty)."""
+    total = sum(weights)
+    out: list[list[Any]] = []
+    current: list[Any] = []
+    filled = 0
+    for unit, weight in zip(units, weights, strict=True):
+        current.append(unit)
+        filled += weight
+        if filled * count >= total * (len(out) + 1):
+            out.append(current)
+            current = []
+    if current:
+        out.append(current)
+    return out
+
+
+def fork_runner(workers: int | None = None) -> Callable[[Job, list[Any], list[int]], list[Any]]:
     """A ``Runner`` for ``engine.evaluate`` that splits many targets over forked workers.
 
-    Forked workers share the parent's compiled programs and target data copy-on-write; only
-    their outcomes travel back. Few targets, or platforms without ``fork``, run in-process.
+    Forked workers share the parent's compiled programs and data copy-on-write (model files
+    whose targets are made in the worker, too); only their outcomes travel back. Few targets,
+    or platforms without ``fork``, run in this process, a piece at a time so that each piece's
+    targets are freed before the next is made.
     """
     count = workers or min(os.cpu_count() or 1, 8)
 
-    def run(function: Callable[[list[Any]], Any], targets: list[Any]) -> list[Any]:
+    def run(function: Job, units: list[Any], weights: list[int]) -> list[Any]:
         global _job, _chunks
-        if count < 2 or len(targets) < EVALUATE_FROM or not _can_fork():
-            return [function(targets)]
-        pieces = count * PIECES_PER_WORKER
-        size = -(-len(targets) // pieces)
-        _job, _chunks = function, [targets[i : i + size] for i in range(0, len(targets), size)]
+        if sum(weights) < EVALUATE_FROM:
+            return [function(units)]
+        parts = pieces(units, weights, max(count, 1) * PIECES_PER_WORKER)
+        if count < 2 or not _can_fork():
+            return [function(part) for part in parts]
+        _job, _chunks = function, parts
         try:
             with _pool(count) as pool:
                 return list(pool.map(_run_chunk, range(len(_chunks))))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import types
 import typing
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any, NamedTuple
@@ -16,12 +17,13 @@ from typing import Any, NamedTuple
 from pydantic import BaseModel
 
 from policy_engine.digest import version_digest
-from policy_engine.loading import Portfolio
+from policy_engine.loading import ModelEntry, Portfolio
 from policy_engine.models.portfolio import Deployment, ModelFile, PortfolioFile, Version
 from policy_engine.yamlsource import Path as YamlPath
 from policy_engine.yamlsource import SourceMap
 
 SERVING_STAGES = ("canary", "production", "deprecated")
+MODEL_FILE_SCOPES = ("model", "version", "deployment", "signoff")  # one model file's own targets
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,12 +49,27 @@ class Target:
 class TargetSet:
     shared: dict[str, Any]
     by_scope: dict[str, list[Target]] = field(default_factory=dict)
+    # Model files whose targets (model, version, deployment, sign-off) are made only when
+    # asked for, by ``made_from``: a large portfolio's are made by the processes that
+    # evaluate them (see ``build_targets(defer=True)``).
+    deferred: list[ModelEntry] = field(default_factory=list)
+    maker: ModelTargets | None = None
 
     def add(self, target: Target) -> None:
         self.by_scope.setdefault(target.scope, []).append(target)
 
+    def made_from(self, entries: list[ModelEntry]) -> list[Target]:
+        """The targets of ``entries`` (some of ``deferred``)."""
+        if not entries:
+            return []
+        assert self.maker is not None, "deferred model files without a maker"
+        made: list[Target] = []
+        for entry in entries:
+            self.maker.add_model(made.append, entry.model, entry.source)
+        return made
+
     def all(self) -> list[Target]:
-        return [t for targets in self.by_scope.values() for t in targets]
+        return [t for targets in self.by_scope.values() for t in targets] + self.made_from(self.deferred)
 
 
 # ---------------------------------------------------------------------------- normalisation
@@ -185,12 +202,14 @@ class _Known(NamedTuple):
     deployment_floors: list[float | None]
 
 
-def build_targets(portfolio: Portfolio, *, consume: bool = False) -> TargetSet:
+def build_targets(portfolio: Portfolio, *, consume: bool = False, defer: bool = False) -> TargetSet:
     """Every target of every scope, with its CEL data and source location.
 
     ``consume``: the caller will not read ``portfolio.models`` again; they are taken out of
     the list as their targets are made, so each file's validated model is freed once its
     targets exist (on a large portfolio this roughly halves the peak memory of a run).
+    ``defer``: the model files' own targets are left to ``TargetSet.made_from`` (the portfolio,
+    endpoints and exceptions, which span files, are made here).
     """
     head = portfolio.portfolio
     shared = {
@@ -213,14 +232,20 @@ def build_targets(portfolio: Portfolio, *, consume: bool = False) -> TargetSet:
         for version in entry.model.versions:
             floors = [deployment_floor(d, head) for d in version.deployments]
             versions_by_key[(entry.model.id, version.version)] = _Known(version.stage, _sum(floors), floors)
+    maker = ModelTargets(head, versions_by_key)
+    endpoints = _endpoints(portfolio.models)
 
-    endpoints: dict[tuple[str, str], dict[str, Any]] = {}
-    entries = deque(portfolio.models)
-    if consume:
-        portfolio.models.clear()
-    while entries:
-        entry = entries.popleft()
-        _add_model(targets, entry.model, entry.source, head, versions_by_key, endpoints)
+    if defer:
+        targets.deferred, targets.maker = list(portfolio.models), maker
+        if consume:
+            portfolio.models.clear()
+    else:
+        entries = deque(portfolio.models)
+        if consume:
+            portfolio.models.clear()
+        while entries:
+            entry = entries.popleft()
+            maker.add_model(targets.add, entry.model, entry.source)
     for (name, region), data in sorted(endpoints.items()):
         source, path, position = data.pop("_where")
         targets.add(
@@ -243,63 +268,17 @@ def build_targets(portfolio: Portfolio, *, consume: bool = False) -> TargetSet:
     return targets
 
 
-def _add_model(
-    targets: TargetSet,
-    model: ModelFile,
-    source: SourceMap,
-    head: PortfolioFile,
-    versions_by_key: dict[tuple[str, str], _Known],
-    endpoints: dict[tuple[str, str], dict[str, Any]],
-) -> None:
-    model_data = plain_model(model)
-    versions_data = model_data.pop("versions")
-    floors = [versions_by_key[(model.id, v.version)].floor for v in model.versions]
-    model_data["floor_monthly"] = _sum(floors)
-    model_data["version_count"] = len(model.versions)
-    if model_data["floor_monthly"] is None:
-        del model_data["floor_monthly"]
-    targets.add(Target(model.id, "model", {"model": model_data}, source, ("id",), model=model.id))
-
-    for vi, version in enumerate(model.versions):
-        vid = f"{model.id}@{version.version}"
-        data = versions_data[vi]
-        deployments = data["deployments"]
-        known = versions_by_key[(model.id, version.version)]
-        floor = known.floor
-        _derive_version(data, version, model, floor, versions_by_key, head.rates.gpu_hour)
-        vpath: YamlPath = ("versions", vi)
-        targets.add(
-            Target(
-                vid,
-                "version",
-                {"model": model_data, "version": data},
-                source,
-                vpath,
-                model=model.id,
-                version=version.version,
-            )
-        )
-        for di, deployment in enumerate(version.deployments):
-            ddata = deployments[di]
-            dfloor = known.deployment_floors[di]
-            if dfloor is not None:
-                ddata["floor_monthly"] = dfloor
-            ddata["warm"] = not deployment.scale_to_zero and deployment.replicas.min > 0
-            targets.add(
-                Target(
-                    f"{vid}/{deployment.id}",
-                    "deployment",
-                    {"model": model_data, "version": data, "deployment": ddata},
-                    source,
-                    (*vpath, "deployments", di),
-                    model=model.id,
-                    version=version.version,
-                    deployment=deployment.id,
-                )
-            )
-            if version.stage in SERVING_STAGES:
+def _endpoints(entries: list[ModelEntry]) -> dict[tuple[str, str], dict[str, Any]]:
+    """Serving deployments grouped by (endpoint, region), with their traffic summed."""
+    endpoints: dict[tuple[str, str], dict[str, Any]] = {}
+    for entry in entries:
+        model, source = entry.model, entry.source
+        for vi, version in enumerate(model.versions):
+            if version.stage not in SERVING_STAGES:
+                continue
+            for di, deployment in enumerate(version.deployments):
                 key = (deployment.endpoint, deployment.region)
-                where: YamlPath = (*vpath, "deployments", di, "traffic_percent")
+                where: YamlPath = ("versions", vi, "deployments", di, "traffic_percent")
                 group = endpoints.setdefault(
                     key,
                     {
@@ -314,24 +293,81 @@ def _add_model(
                 group["deployments"].append(
                     {
                         "id": deployment.id,
-                        "version": vid,
+                        "version": f"{model.id}@{version.version}",
                         "stage": version.stage,
                         "traffic_percent": deployment.traffic_percent,
                     }
                 )
-        for si, signoff in enumerate(version.signoffs):
-            sdata = data["signoffs"][si]
-            targets.add(
+    return endpoints
+
+
+@dataclass(frozen=True, slots=True)
+class ModelTargets:
+    """Makes one model file's targets; what it needs from the rest of the portfolio is
+    gathered first (each version's stage and warm floor)."""
+
+    head: PortfolioFile
+    versions_by_key: dict[tuple[str, str], _Known]
+
+    def add_model(self, add: Callable[[Target], None], model: ModelFile, source: SourceMap) -> None:
+        versions_by_key = self.versions_by_key
+        model_data = plain_model(model)
+        versions_data = model_data.pop("versions")
+        floors = [versions_by_key[(model.id, v.version)].floor for v in model.versions]
+        model_data["floor_monthly"] = _sum(floors)
+        model_data["version_count"] = len(model.versions)
+        if model_data["floor_monthly"] is None:
+            del model_data["floor_monthly"]
+        add(Target(model.id, "model", {"model": model_data}, source, ("id",), model=model.id))
+
+        for vi, version in enumerate(model.versions):
+            vid = f"{model.id}@{version.version}"
+            data = versions_data[vi]
+            deployments = data["deployments"]
+            known = versions_by_key[(model.id, version.version)]
+            _derive_version(data, version, model, known.floor, versions_by_key, self.head.rates.gpu_hour)
+            vpath: YamlPath = ("versions", vi)
+            add(
                 Target(
-                    f"{vid}/signoff:{signoff.role}:{signoff.by}",
-                    "signoff",
-                    {"model": model_data, "version": data, "signoff": sdata},
+                    vid,
+                    "version",
+                    {"model": model_data, "version": data},
                     source,
-                    (*vpath, "signoffs", si),
+                    vpath,
                     model=model.id,
                     version=version.version,
                 )
             )
+            for di, deployment in enumerate(version.deployments):
+                ddata = deployments[di]
+                dfloor = known.deployment_floors[di]
+                if dfloor is not None:
+                    ddata["floor_monthly"] = dfloor
+                ddata["warm"] = not deployment.scale_to_zero and deployment.replicas.min > 0
+                add(
+                    Target(
+                        f"{vid}/{deployment.id}",
+                        "deployment",
+                        {"model": model_data, "version": data, "deployment": ddata},
+                        source,
+                        (*vpath, "deployments", di),
+                        model=model.id,
+                        version=version.version,
+                        deployment=deployment.id,
+                    )
+                )
+            for si, signoff in enumerate(version.signoffs):
+                add(
+                    Target(
+                        f"{vid}/signoff:{signoff.role}:{signoff.by}",
+                        "signoff",
+                        {"model": model_data, "version": data, "signoff": data["signoffs"][si]},
+                        source,
+                        (*vpath, "signoffs", si),
+                        model=model.id,
+                        version=version.version,
+                    )
+                )
 
 
 def _derive_version(

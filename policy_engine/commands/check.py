@@ -257,7 +257,7 @@ def build_check_report(
     facts = with_measured(facts, loaded, options.as_of)
     if release and loaded.residency:
         loaded.residency.clear()  # aggregated into ``facts``; the records themselves are done
-    targets = build_targets(loaded.portfolio, consume=release)
+    targets = build_targets(loaded.portfolio, consume=release, defer=True)
     outcome = evaluate(
         targets,
         loaded.policies,

@@ -9,6 +9,7 @@ import pytest
 
 from policy_engine import parallel, parsecache
 from policy_engine.commands.check import CheckOptions, LoadOptions, build_check_report, load_all
+from policy_engine.targets import MODEL_FILE_SCOPES, Target, build_targets
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "acme-portfolio"
 
@@ -26,4 +27,33 @@ def test_forked_evaluation_matches_in_process(monkeypatch: pytest.MonkeyPatch, a
     monkeypatch.setattr(parallel, "EVALUATE_FROM", 2)
     forked = build_check_report(options, loaded).model_dump_json()
     assert forked == serial
+    monkeypatch.setattr(parallel, "_can_fork", lambda: False)  # in this process, piece by piece
+    assert build_check_report(options, loaded).model_dump_json() == serial
     assert '"waived"' in serial or as_of.startswith("2025-09")  # the ledger saw the waiver counts
+
+
+def test_deferred_model_files_make_the_same_targets() -> None:
+    parsecache.configure(None)
+    loaded = load_all(LoadOptions(path=EXAMPLE))
+    made = build_targets(loaded.portfolio).all()
+    deferred = build_targets(loaded.portfolio, defer=True)
+    assert deferred.deferred
+    assert set(deferred.by_scope).isdisjoint(MODEL_FILE_SCOPES)
+    assert _by_id(deferred.all()) == _by_id(made)
+
+
+def _by_id(targets: list[Target]) -> dict[str, tuple[object, ...]]:
+    return {t.id: (t.scope, t.data, t.source and t.source.file, t.path, t.position) for t in targets}
+
+
+@pytest.mark.parametrize(
+    ("weights", "count", "expected"),
+    [
+        ([1] * 10, 3, [[0, 1, 2, 3], [4, 5, 6], [7, 8, 9]]),
+        ([9, 1, 1, 1, 1, 1, 1, 1], 2, [[0], [1, 2, 3, 4, 5, 6, 7]]),  # by weight, not by count
+        ([1, 1], 5, [[0], [1]]),  # never an empty piece
+        ([], 4, []),
+    ],
+)
+def test_pieces_are_of_about_equal_weight(weights: list[int], count: int, expected: list[list[int]]) -> None:
+    assert parallel.pieces(list(range(len(weights))), weights, count) == expected
