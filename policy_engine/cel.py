@@ -386,7 +386,12 @@ class CppBackend:
         # Authored expressions are checked without BATCH_NAMES (see Checker), so cannot reach them.
         names = dict.fromkeys((*VARIABLES, *BATCH_NAMES), cel.Type.DYN)
         names["now"] = cel.Type.TIMESTAMP
-        self._env = cel.NewEnv(variables=names, functions=_cpp_functions(cel))
+        # cel.bind (lazy) for the engine's bound variables; authored text is checked without it.
+        from cel_expr_python.ext import ext_bindings
+
+        self._env = cel.NewEnv(
+            variables=names, functions=_cpp_functions(cel), extensions=[ext_bindings.ExtBindings()]
+        )
         self._error = cel.Type.ERROR
 
     def compile(self, source: str) -> Any:

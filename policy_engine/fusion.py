@@ -36,7 +36,7 @@ from policy_engine.cel import (
     CelCompileError,
     CelEvalError,
 )
-from policy_engine.inline import LITERAL
+from policy_engine.inline import BOUND_PREFIX, LITERAL, bind_variables
 from policy_engine.policies import CompiledPolicy
 
 ROWS, TABLE = BATCH_NAMES  # declared by the backend; authored expressions cannot reach them
@@ -99,25 +99,41 @@ class Decision:
 _NOT_APPLICABLE = Decision(False, [], [])
 
 
-def policy_text(policy: CompiledPolicy, names: dict[str, str]) -> str | None:
-    """One policy's decision as a CEL expression over a batch row (None: it cannot be fused)."""
-    pieces = [policy.match_source or "true"]
-    for validation in policy.validations:
-        pieces += [validation.source, validation.message_source or "false"]
-    pieces += [variable.source for variable in policy.variables]
+def policy_text(policy: CompiledPolicy, names: dict[str, str], *, bind: bool = True) -> str | None:
+    """One policy's decision as a CEL expression over a batch row (None: it cannot be fused).
+
+    With bound texts (``CompiledPolicy.bound``, unless ``bind`` is false) each variable is
+    evaluated once per target, shared by the match, the validations, their messages and the
+    reported values."""
+    texts = policy.bound if bind else None
+    pieces = [(texts.match if texts else policy.match_source) or "true"]
+    if texts is not None:
+        for expression, message in texts.validations:
+            pieces += [expression, message or "false"]
+        pieces += [value for _, value in texts.variables]
+    else:
+        for validation in policy.validations:
+            pieces += [validation.source, validation.message_source or "false"]
+        pieces += [variable.source for variable in policy.variables]
     rebound = [text for text in (rebind(piece, names) for piece in pieces) if text is not None]
     if len(rebound) < len(pieces):
         return None
     match, *rest = rebound
     checks = rest[: 2 * len(policy.validations)]
+    variables = rest[len(checks) :]
     items = [f"({checks[i]}) ? [] : [{checks[i + 1]}]" for i in range(0, len(checks), 2)]
     body = "[" + ", ".join(items) + "]"
     if policy.variables:
-        values = "[" + ", ".join(rest[len(checks) :]) + "]"
+        shown = [BOUND_PREFIX + name for name, _ in texts.variables] if texts else variables
+        values = "[" + ", ".join(shown) + "]"
         body = f"[{body}].map(pe_r, pe_r.all(pe_x, size(pe_x) == 0) ? pe_r : dyn(pe_r) + [dyn({values})])[0]"
-    if policy.match_source is None:
-        return body
-    return f"({match}) ? {body} : []"
+    if policy.match_source is not None:
+        body = f"({match}) ? {body} : []"
+    if texts is not None:
+        body = bind_variables(
+            body, [(name, value) for (name, _), value in zip(texts.variables, variables, strict=True)]
+        )
+    return body
 
 
 class Fusion:
@@ -220,30 +236,46 @@ class Fusion:
             if text is None:
                 continue  # left to the exact path
             if batch and size + len(text) + 2 > GROUP_CHARS:
-                groups.extend(self._compile(batch, texts))
+                groups.extend(self._compile(batch, texts, varying))
                 batch, size = [], 0
             batch.append(member)
             size += len(text) + 2
         if batch:
-            groups.extend(self._compile(batch, texts))
+            groups.extend(self._compile(batch, texts, varying))
         return groups
 
     def _texts_for(self, varying: tuple[str, ...]) -> list[str | None]:
         """Each policy's text reading the target's own values from its row (or the table)."""
         texts = self._rebound.get(varying)
         if texts is None:
-            names = {n: f"{TABLE}[{ROW}.{n}]" if n in SHARED_BY_TARGETS else f"{ROW}.{n}" for n in varying}
+            names = _row_names(varying)
             texts = self._rebound[varying] = [policy_text(p, names) for p in self._policies]
         return texts
 
-    def _compile(self, members: list[int], texts: list[str | None]) -> list[tuple[list[int], Any]]:
+    def _compile(
+        self, members: list[int], texts: list[str | None], varying: tuple[str, ...]
+    ) -> list[tuple[list[int], Any]]:
         body = "[" + ",\n".join(texts[m] or "" for m in members) + "]"
         try:
             return [(members, self._backend.compile(f"{ROWS}.map({ROW}, {body})"))]
         except CelCompileError:
-            if len(members) == 1:
-                return [(members, None)]  # e.g. nested too deeply once wrapped
-            return [group for m in members for group in self._compile([m], texts)]
+            if len(members) > 1:
+                return [group for m in members for group in self._compile([m], texts, varying)]
+        # One policy nested too deeply once wrapped: without bindings it may fit (the exact
+        # path then still binds, doing no more work than this call).
+        policy = self._policies[members[0]]
+        inlined = policy_text(policy, _row_names(varying), bind=False) if policy.bound else None
+        if inlined is not None:
+            try:
+                return [(members, self._backend.compile(f"{ROWS}.map({ROW}, [{inlined}])"))]
+            except CelCompileError:
+                pass
+        return [(members, None)]  # left to the exact path
+
+
+def _row_names(varying: tuple[str, ...]) -> dict[str, str]:
+    """Where a batch row's own values are read from."""
+    return {n: f"{TABLE}[{ROW}.{n}]" if n in SHARED_BY_TARGETS else f"{ROW}.{n}" for n in varying}
 
 
 def _pack(batch: list[dict[str, Any]], varying: tuple[str, ...]) -> tuple[list[Any], list[dict[str, Any]]]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 LITERAL = (
@@ -110,3 +110,60 @@ def referenced_params(text: str) -> list[str]:
 
     _scan(text, collect)
     return names
+
+
+# ---------------------------------------------------------------------------- bound variables
+
+# cel-expr-python evaluates ``cel.bind(NAME, VALUE, EXPR)`` lazily: VALUE once, where EXPR first
+# uses it. Binding variables instead of inlining their text keeps each one to one evaluation
+# however often it is used (as Kubernetes' variables), which inlining multiplies.
+BOUND_PREFIX = "pe_v_"
+_IDENTIFIER = re.compile(LITERAL + r"|(?P<ident>(?<![\w.])[A-Za-z_]\w*)")
+
+
+def uses_reserved_names(text: str) -> bool:
+    """Whether ``text`` names anything ``pe_*`` (a macro's own variable, say): a bound variable
+    of that name would then be shadowed inside it."""
+    return any((m.group("ident") or "").startswith("pe_") for m in _IDENTIFIER.finditer(text))
+
+
+def bound(text: str, params: Mapping[str, Any], variables: Collection[str]) -> str:
+    """``text`` with parameters inlined and each ``variables.NAME`` read from its binding."""
+
+    def one(match: re.Match[str]) -> str:
+        kind, name = match.group("kind"), match.group("name") or match.group("key")
+        if name is None:
+            raise InlineError(f"use {kind}.NAME; '{kind}' is not a value on its own")
+        if kind == "params":
+            if name not in params:
+                raise InlineError(f"unknown parameter {name!r}")
+            return literal(params[name])
+        if name not in variables:
+            raise InlineError(f"unknown or later variable {name!r}")
+        return BOUND_PREFIX + name
+
+    return _scan(text, one)
+
+
+def bind_variables(text: str, variables: Sequence[tuple[str, str]]) -> str:
+    """``text`` inside a lazy binding for each ``(name, bound text)`` it uses, directly or
+    through another, the first outermost (a variable may use those declared before it).
+    Unused ones are left out: each binding nests the text one level deeper, and the runtime
+    limits nesting."""
+    used = set(_bound_names(text))
+    chosen: list[tuple[str, str]] = []
+    for name, value in reversed(variables):
+        if name in used:
+            chosen.append((name, value))
+            used.update(_bound_names(value))
+    for name, value in chosen:
+        text = f"cel.bind({BOUND_PREFIX}{name}, {value}, {text})"
+    return text
+
+
+def _bound_names(text: str) -> list[str]:
+    return [
+        m.group("ident")[len(BOUND_PREFIX) :]
+        for m in _IDENTIFIER.finditer(text)
+        if (m.group("ident") or "").startswith(BOUND_PREFIX)
+    ]

@@ -9,7 +9,14 @@ from typing import Any, Literal
 
 from policy_engine.cel import Backend, CelCompileError, Checker
 from policy_engine.errors import InputError, InputErrors, json_path
-from policy_engine.inline import InlineError, inline, referenced_params
+from policy_engine.inline import (
+    InlineError,
+    bind_variables,
+    bound,
+    inline,
+    referenced_params,
+    uses_reserved_names,
+)
 from policy_engine.loading import YAML_SUFFIXES, load_document
 from policy_engine.models.config import ConfigFile
 from policy_engine.models.policy import PolicyFile
@@ -305,7 +312,7 @@ def _kind(value: Any) -> str:
 class CompiledVariable:
     name: str
     program: Any
-    source: str = "null"  # the expression as compiled
+    source: str = "null"  # the expression with parameters and variables inlined
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,8 +323,20 @@ class CompiledValidation:
     message: str
     message_program: Any | None
     remediation: str | None
-    source: str = "true"  # the expression as compiled (parameters and variables inlined)
-    message_source: str | None = None  # the messageExpression as compiled
+    # The expression with parameters and variables inlined (compiled so on cel-python; on
+    # cel-expr-python the program binds the variables instead, see ``CompiledPolicy.bound``).
+    source: str = "true"
+    message_source: str | None = None  # the messageExpression, likewise
+
+
+@dataclass(frozen=True, slots=True)
+class BoundTexts:
+    """A policy's expressions with parameters inlined and each variable read from a lazy
+    binding (``pe_v_NAME``, see ``inline.bind_variables``) rather than inlined."""
+
+    variables: list[tuple[str, str]]  # (name, expression), in declaration order
+    match: str | None
+    validations: list[tuple[str, str | None]]  # (expression, messageExpression)
 
 
 @dataclass(frozen=True, slots=True)
@@ -328,6 +347,7 @@ class CompiledPolicy:
     validations: list[CompiledValidation]
     params_used: list[str]
     match_source: str | None = None  # as compiled, like CompiledValidation.source
+    bound: BoundTexts | None = None  # when the backend binds variables (cel-expr-python)
 
     @property
     def id(self) -> str:
@@ -340,7 +360,15 @@ def compile_policies(policies: list[LoadedPolicy], backend: Backend) -> list[Com
     errors: list[InputError] = []
     compiled: list[CompiledPolicy] = []
     for policy in policies:
-        result = _compile_one(policy, backend, checker, errors)
+        binds = backend.name == "cpp" and not any(
+            uses_reserved_names(t) for t in _expressions(policy.doc.spec)
+        )
+        before = len(errors)
+        try:
+            result = _compile_one(policy, backend, checker, errors, binds=binds)
+        except _TooDeepBound:  # nested bindings past the runtime's limit: inline instead
+            del errors[before:]
+            result = _compile_one(policy, backend, checker, errors, binds=False)
         if result is not None:
             compiled.append(result)
     if errors:
@@ -348,8 +376,12 @@ def compile_policies(policies: list[LoadedPolicy], backend: Backend) -> list[Com
     return compiled
 
 
+class _TooDeepBound(Exception):
+    """A policy's text compiles inlined but not with its variables bound."""
+
+
 def _compile_one(
-    policy: LoadedPolicy, backend: Backend, checker: Checker | None, errors: list[InputError]
+    policy: LoadedPolicy, backend: Backend, checker: Checker | None, errors: list[InputError], *, binds: bool
 ) -> CompiledPolicy | None:
     spec = policy.doc.spec
     before = len(errors)
@@ -357,6 +389,10 @@ def _compile_one(
     programs: list[CompiledVariable] = []
     used: list[str] = []
     compiled_text: dict[YamlPath, str] = {}
+    # ``binds``: variables are bound (each evaluated once where first used; cel-expr-python)
+    # rather than inlined (cel-python has no cel.bind). The results are the same.
+    bound_variables: list[tuple[str, str]] = []
+    bound_text: dict[YamlPath, str] = {}
 
     def build(text: str, path: YamlPath, want: Literal["bool", "string", "any"] = "bool") -> Any:
         for name in referenced_params(text):
@@ -370,12 +406,18 @@ def _compile_one(
                 return None
         try:
             source = inline(text, policy.params, expanded)
+            compiled = source
+            if binds:
+                bound_text[path] = bound(text, policy.params, [name for name, _ in bound_variables])
+                compiled = bind_variables(bound_text[path], bound_variables)
         except InlineError as exc:
             errors.append(policy.source.error(path, str(exc), "params.NAME or variables.NAME"))
             return None
         try:
-            program = backend.compile(source)
+            program = backend.compile(compiled)
         except CelCompileError as exc:
+            if binds and _compiles(backend, source):
+                raise _TooDeepBound from None
             errors.append(_located(policy.source, path, exc, text))
             return None
         compiled_text[path] = source
@@ -386,6 +428,8 @@ def _compile_one(
         program = build(variable.expression, path, "any")
         if program is not None:
             programs.append(CompiledVariable(variable.name, program, compiled_text[path]))
+            if binds:
+                bound_variables.append((variable.name, bound_text[path]))
         try:
             expanded[variable.name] = inline(variable.expression, policy.params, expanded)
         except InlineError:
@@ -414,7 +458,40 @@ def _compile_one(
         )
     if len(errors) > before:
         return None
-    return CompiledPolicy(policy, match, programs, validations, used, compiled_text.get(("spec", "match")))
+    texts = None
+    if binds:
+        texts = BoundTexts(
+            bound_variables,
+            bound_text.get(("spec", "match")),
+            [
+                (
+                    bound_text[("spec", "validations", index, "expression")],
+                    bound_text.get(("spec", "validations", index, "messageExpression")),
+                )
+                for index in range(len(spec.validations))
+            ],
+        )
+    return CompiledPolicy(
+        policy, match, programs, validations, used, compiled_text.get(("spec", "match")), texts
+    )
+
+
+def _compiles(backend: Backend, source: str) -> bool:
+    try:
+        backend.compile(source)
+    except CelCompileError:
+        return False
+    return True
+
+
+def _expressions(spec: Any) -> list[str]:
+    """Every CEL text of a policy."""
+    texts = [v.expression for v in spec.variables] + ([spec.match] if spec.match else [])
+    for validation in spec.validations:
+        texts.append(validation.expression)
+        if validation.messageExpression:
+            texts.append(validation.messageExpression)
+    return texts
 
 
 def _located(source: SourceMap, path: YamlPath, exc: CelCompileError, text: str) -> InputError:

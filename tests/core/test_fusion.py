@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from policy_engine import engine, parsecache
+from policy_engine.cel import CelCompileError
 from policy_engine.commands.check import LoadOptions, ledger_rules, load_all
 from policy_engine.engine import Facts, Outcome, Settings, evaluate
 from policy_engine.fusion import ROW, ROWS, TABLE, policy_text, rebind
@@ -65,10 +66,19 @@ def test_every_built_in_policy_fuses() -> None:
     loaded = load_all(LoadOptions(path=EXAMPLE))
     names = {n: f"{TABLE}[{ROW}.{n}]" for n in ("model", "version")}
     names.update({n: f"{ROW}.{n}" for n in ("deployment", "signoff", "measured", "history", "old", "change")})
+    inlined = []
     for policy in loaded.policies:
         text = policy_text(policy, names)
         assert text is not None, policy.id
-        loaded.backend.compile(f"{ROWS}.map({ROW}, [{text}])")  # raises if it does not compile
+        try:
+            loaded.backend.compile(f"{ROWS}.map({ROW}, [{text}])")
+        except CelCompileError:  # bindings nested past the runtime's limit: fused inlined
+            text = policy_text(policy, names, bind=False)
+            assert text is not None, policy.id
+            loaded.backend.compile(f"{ROWS}.map({ROW}, [{text}])")  # raises if it does not compile
+            inlined.append(policy.id)
+    # Its long messages sit inside nine bindings; every other policy fuses with bound variables.
+    assert inlined == ["production.entry.load-test"]
 
 
 def _outcomes(root: Path, as_of: datetime, facts: Facts, keep_all: bool) -> tuple[Outcome, Outcome]:
