@@ -76,20 +76,30 @@ def inline(text: str, params: Mapping[str, Any], variables: Mapping[str, str]) -
         return replacement
 
     def _replacement(match: re.Match[str]) -> str:
-        kind, name = match.group("kind"), match.group("name") or match.group("key")
-        if name is None:
-            raise InlineError(f"use {kind}.NAME; '{kind}' is not a value on its own")
-        if kind == "params":
-            if name not in params:
-                known = ", ".join(sorted(params)) or "none"
-                raise InlineError(f"unknown parameter {name!r} (declared: {known})")
-            return literal(params[name])
-        if name not in variables:
-            known = ", ".join(variables) or "none"
-            raise InlineError(f"unknown or later variable {name!r} (declared before it: {known})")
-        return f"({variables[name]})"
+        return _resolve(match, params, variables, lambda name: f"({variables[name]})")
 
     return _scan(text, one)
+
+
+def _resolve(
+    match: re.Match[str],
+    params: Mapping[str, Any],
+    variables: Collection[str],
+    variable: Callable[[str], str],
+) -> str:
+    """The text standing for one reference: a parameter's literal, or ``variable(NAME)``."""
+    kind, name = match.group("kind"), match.group("name") or match.group("key")
+    if name is None:
+        raise InlineError(f"use {kind}.NAME; '{kind}' is not a value on its own")
+    if kind == "params":
+        if name not in params:
+            known = ", ".join(sorted(params)) or "none"
+            raise InlineError(f"unknown parameter {name!r} (declared: {known})")
+        return literal(params[name])
+    if name not in variables:
+        known = ", ".join(variables) or "none"
+        raise InlineError(f"unknown or later variable {name!r} (declared before it: {known})")
+    return variable(name)
 
 
 def _too_long(size: int) -> str:
@@ -129,20 +139,7 @@ def uses_reserved_names(text: str) -> bool:
 
 def bound(text: str, params: Mapping[str, Any], variables: Collection[str]) -> str:
     """``text`` with parameters inlined and each ``variables.NAME`` read from its binding."""
-
-    def one(match: re.Match[str]) -> str:
-        kind, name = match.group("kind"), match.group("name") or match.group("key")
-        if name is None:
-            raise InlineError(f"use {kind}.NAME; '{kind}' is not a value on its own")
-        if kind == "params":
-            if name not in params:
-                raise InlineError(f"unknown parameter {name!r}")
-            return literal(params[name])
-        if name not in variables:
-            raise InlineError(f"unknown or later variable {name!r}")
-        return BOUND_PREFIX + name
-
-    return _scan(text, one)
+    return _scan(text, lambda match: _resolve(match, params, variables, lambda name: BOUND_PREFIX + name))
 
 
 def bind_variables(text: str, variables: Sequence[tuple[str, str]]) -> str:
