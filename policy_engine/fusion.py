@@ -255,22 +255,34 @@ class Fusion:
     def _compile(
         self, members: list[int], texts: list[str | None], varying: tuple[str, ...]
     ) -> list[tuple[list[int], Any]]:
-        body = "[" + ",\n".join(texts[m] or "" for m in members) + "]"
+        program = self._program([texts[m] or "" for m in members])
+        if program is not None:
+            return [(members, program)]
+        # Some policy does not compile once wrapped (nested too deeply): give each the text that
+        # compiles on its own, bound or else inlined (the exact path still binds, doing no more
+        # work than such a call), remember it for this shape, and fuse those again.
+        left: list[tuple[list[int], Any]] = []
+        fitting: list[int] = []
+        for member in members:
+            policy = self._policies[member]
+            inlined = policy_text(policy, _row_names(varying), bind=False) if policy.bound else None
+            for text in (texts[member], inlined):
+                if text is not None and self._program([text]) is not None:
+                    texts[member] = text
+                    fitting.append(member)
+                    break
+            else:
+                left.append(([member], None))  # left to the exact path
+        program = self._program([texts[m] or "" for m in fitting]) if fitting else None
+        if program is not None:
+            return [(fitting, program), *left]
+        return [([m], self._program([texts[m] or ""])) for m in fitting] + left
+
+    def _program(self, texts: list[str]) -> Any | None:
         try:
-            return [(members, self._backend.compile(f"{ROWS}.map({ROW}, {body})"))]
+            return self._backend.compile(f"{ROWS}.map({ROW}, [" + ",\n".join(texts) + "])")
         except CelCompileError:
-            if len(members) > 1:
-                return [group for m in members for group in self._compile([m], texts, varying)]
-        # One policy nested too deeply once wrapped: without bindings it may fit (the exact
-        # path then still binds, doing no more work than this call).
-        policy = self._policies[members[0]]
-        inlined = policy_text(policy, _row_names(varying), bind=False) if policy.bound else None
-        if inlined is not None:
-            try:
-                return [(members, self._backend.compile(f"{ROWS}.map({ROW}, [{inlined}])"))]
-            except CelCompileError:
-                pass
-        return [(members, None)]  # left to the exact path
+            return None
 
 
 def _row_names(varying: tuple[str, ...]) -> dict[str, str]:

@@ -13,7 +13,7 @@ from policy_engine import engine, parsecache
 from policy_engine.cel import CelCompileError
 from policy_engine.commands.check import LoadOptions, ledger_rules, load_all
 from policy_engine.engine import Facts, Outcome, Settings, evaluate
-from policy_engine.fusion import ROW, ROWS, TABLE, policy_text, rebind
+from policy_engine.fusion import ROW, ROWS, TABLE, Fusion, policy_text, rebind
 from policy_engine.targets import build_targets
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -79,6 +79,18 @@ def test_every_built_in_policy_fuses() -> None:
             inlined.append(policy.id)
     # Its long messages sit inside nine bindings; every other policy fuses with bound variables.
     assert inlined == ["production.entry.load-test"]
+
+
+def test_a_policy_too_deep_to_fuse_bound_still_shares_the_others_call() -> None:
+    """One policy whose bound text nests past the parser's limit is fused inlined, in the same
+    program as the rest: one CEL call per batch, not one per policy."""
+    parsecache.configure(None)
+    loaded = load_all(LoadOptions(path=EXAMPLE))
+    scoped = [p for p in loaded.policies if p.policy.doc.spec.scope == "version"]
+    fusion = Fusion(scoped, loaded.backend, {})
+    groups = fusion._compiled((True,) * len(scoped), ("model", "version", "history", "change"))
+    assert [sorted(members) for members, _ in groups] == [list(range(len(scoped)))]
+    assert all(program is not None for _, program in groups)
 
 
 def _outcomes(root: Path, as_of: datetime, facts: Facts, keep_all: bool) -> tuple[Outcome, Outcome]:
