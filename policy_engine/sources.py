@@ -7,6 +7,7 @@ any revision without knowing which it is.
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
@@ -26,6 +27,7 @@ class DirectorySource:
 
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
+        self._real_directories: dict[str, bool] = {}  # directory -> resolves inside the root
 
     def _inside(self, path: Path) -> bool:
         try:
@@ -35,12 +37,27 @@ class DirectorySource:
         return True
 
     def read(self, path: str) -> bytes | None:
-        full = self.root / path
-        if not full.is_file():
+        full = os.path.join(self.root, path)
+        try:
+            mode = os.lstat(full).st_mode
+        except (FileNotFoundError, NotADirectoryError):
             return None
-        if not self._inside(full):
-            raise PermissionError(f"{path} points outside the portfolio directory")
-        return full.read_bytes()
+        directory = os.path.dirname(full)
+        inside = self._real_directories.get(directory)
+        if inside is None:
+            inside = self._real_directories[directory] = self._inside(Path(directory))
+        # A plain file in a directory inside the root is inside; anything else (a symlink, a
+        # path through one or through "..") is resolved in full. Two system calls per file
+        # instead of one per path component.
+        if stat.S_ISLNK(mode) or not inside:
+            if not os.path.isfile(full):
+                return None
+            if not self._inside(Path(full)):
+                raise PermissionError(f"{path} points outside the portfolio directory")
+        elif not stat.S_ISREG(mode):
+            return None
+        with open(full, "rb") as handle:
+            return handle.read()
 
     def list(self, directory: str, suffixes: tuple[str, ...]) -> list[str]:
         base = self.root / directory

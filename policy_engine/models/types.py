@@ -73,13 +73,24 @@ def format_timestamp(moment: datetime) -> str:
 _CANONICAL = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
 
 
+# Canonical timestamps already checked in this process: a portfolio repeats the same few
+# thousand (sign-off and evidence dates) across its files.
+_CHECKED: set[str] = set()
+_CHECKED_MAX = 100_000
+
+
 def _timestamp(value: Any) -> Any:
+    if type(value) is str and value in _CHECKED:
+        return value
     if isinstance(value, str) and len(value) == 20 and _CANONICAL.fullmatch(value):
         try:  # already canonical (the usual case): only check that the date exists
             datetime.fromisoformat(value)
-            return value
         except ValueError:
             pass  # the full path explains what is wrong
+        else:
+            if len(_CHECKED) < _CHECKED_MAX:
+                _CHECKED.add(value)
+            return value
     if not isinstance(value, str):
         raise ValueError("expected a quoted RFC 3339 timestamp string such as '2025-06-30T00:00:00Z'")
     return format_timestamp(parse_timestamp(value))
@@ -114,6 +125,10 @@ def _duration(value: Any) -> Any:
 
 
 def _quantity(value: Any) -> Any:
+    if type(value) is float and math.isfinite(value):  # the usual cases, in one check each
+        return value
+    if type(value) is int:
+        return float(value)
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError("expected a number")
     number = float(value)

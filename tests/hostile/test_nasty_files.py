@@ -395,6 +395,21 @@ def test_symlink_leaving_the_repository_is_refused(tmp_path: Path) -> None:
         assert stdout == ""
 
 
+def test_a_directory_symlinked_out_of_the_repository_is_refused(tmp_path: Path) -> None:
+    """Each file's directory is resolved once: a plain file under a symlinked directory is
+    outside all the same."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "m.yaml").write_text(MODEL, encoding="utf-8")
+    root = build_portfolio(tmp_path / "p", portfolio=PORTFOLIO, models={})
+    shutil.rmtree(root / "models", ignore_errors=True)
+    (root / "models").symlink_to(outside, target_is_directory=True)
+    code, stdout, stderr, _ = run_limited("check", root, "--as-of", AS_OF, "--no-cache")
+    assert code == 2, stderr
+    assert re.search(r"^\S*models/m\.yaml:1:1: .*points outside the portfolio directory", stderr, re.M)
+    assert stdout == ""
+
+
 def test_symlink_inside_the_repository_is_followed(tmp_path: Path) -> None:
     root = build_portfolio(tmp_path / "p", portfolio=PORTFOLIO, models={}, files={POL: PARAM_POLICY})
     (root / "shared").mkdir()
