@@ -215,7 +215,6 @@ def evaluate(
                     if finding.status in ("fail", "error"):
                         part.by_severity[finding.severity] += 1
                     part.findings.append(finding)
-        part.waived_by = waivers.used.copy()
         return part
 
     # Every scope but the ledger is split across workers in one go; the ledger runs last, here,
@@ -227,12 +226,13 @@ def evaluate(
     if any(scope in by_scope for scope in MODEL_FILE_SCOPES):
         spread += targets.deferred
         weights += [_weight(entry) for entry in targets.deferred]
-    # A worker's counter starts from ``before``; the run's count is ``before`` plus each chunk's
-    # increase (in-process the single chunk already counted into the same object).
+    # Each chunk reports what it waived itself: a worker, or this process, may run several one
+    # after another on the same counter. The run's count is ``before`` plus their sum.
     before = waivers.used.copy()
     increase: Counter[str] = Counter()
 
     def chunk_of(units: list[Unit]) -> Outcome:
+        start = waivers.used.copy()
         part = Outcome()
         made = [u for u in units if isinstance(u, Target)]
         made += targets.made_from([u for u in units if isinstance(u, ModelEntry)])
@@ -240,17 +240,18 @@ def evaluate(
         made.sort(key=attrgetter("scope"))  # stable: each scope's targets keep their order
         for scope, group in groupby(made, key=attrgetter("scope")):
             part.merge(run(list(group), scope, facts.extra))
-        part.waived_by = waivers.used.copy()
+        part.waived_by = waivers.used - start
         return part
 
     if spread:
         for part in runner(chunk_of, spread, weights):
             outcome.merge(part)
-            increase.update(part.waived_by - before)
+            increase.update(part.waived_by)
     waivers.used = before + increase
     if "exception" in by_scope:
         extra = {**facts.extra, **_ledger_fields(exceptions, assessments, waivers)}
         outcome.merge(run(targets.by_scope.get("exception", []), "exception", extra))
+    outcome.waived_by = waivers.used
     outcome.findings.sort(
         key=lambda f: (f.location.file or "", f.location.line or 0, f.policy_id, f.target, f.validation)
     )

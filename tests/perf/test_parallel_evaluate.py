@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from policy_engine import parallel, parsecache
-from policy_engine.commands.check import CheckOptions, LoadOptions, build_check_report, load_all
+from policy_engine.commands.check import CheckOptions, LoadOptions, build_check_report, ledger_rules, load_all
+from policy_engine.engine import Facts, Runner, Settings, evaluate
 from policy_engine.targets import MODEL_FILE_SCOPES, Target, build_targets
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "acme-portfolio"
@@ -57,3 +59,51 @@ def _by_id(targets: list[Target]) -> dict[str, tuple[object, ...]]:
 )
 def test_pieces_are_of_about_equal_weight(weights: list[int], count: int, expected: list[list[int]]) -> None:
     assert parallel.pieces(list(range(len(weights))), weights, count) == expected
+
+
+COUNT_WAIVERS = """\
+apiVersion: policy-engine/v1
+kind: Policy
+metadata: {id: t.waived-count, severity: info}
+spec:
+  scope: exception
+  validations:
+    - expression: "false"
+      messageExpression: "exception.id + ' waived ' + string(exception.waived_count)"
+      message: never shown
+"""
+
+
+def test_waivers_are_counted_once_however_the_work_is_split(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each piece reports only what it waived: pieces run one after another in one process
+    (a worker's, or this one without fork) must not count an earlier piece's waivers again."""
+    parsecache.configure(None)
+    (tmp_path / "count.yaml").write_text(COUNT_WAIVERS, encoding="utf-8")
+    loaded = load_all(LoadOptions(path=EXAMPLE, policy_dirs=(tmp_path,)))
+    settings = Settings(datetime(2025, 6, 30, tzinfo=UTC), "audit", keep_all=True)
+
+    def counted(runner: Runner | None) -> tuple[list[str], dict[str, int]]:
+        result = evaluate(
+            build_targets(loaded.portfolio, defer=True),
+            loaded.policies,
+            loaded.backend,
+            settings,
+            Facts(),
+            loaded.portfolio.exceptions.exceptions,
+            ledger_rules(loaded, "audit"),
+            loaded.matchers,
+            runner=runner,
+        )
+        shown = [f.message for f in result.findings if f.policy_id == "t.waived-count"]
+        return shown, dict(result.waived_by)
+
+    def one_unit_per_piece(function: Any, units: list[Any], weights: list[int]) -> list[Any]:
+        return [function([unit]) for unit in units]
+
+    expected = (["EXC-2025-007 waived 1"], {"EXC-2025-007": 1})
+    assert counted(None) == expected
+    assert counted(one_unit_per_piece) == expected
+    monkeypatch.setattr(parallel, "EVALUATE_FROM", 2)
+    assert counted(parallel.fork_runner(2)) == expected  # two workers, many pieces each
