@@ -515,4 +515,7 @@ def audit(**kwargs: Any) -> None:
 
 
 def main() -> None:
+    # pydantic looks for plugins in every installed package's entry points on first use (a
+    # tenth of a pre-commit run); this command uses none.
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     cli(prog_name="policy-engine")
