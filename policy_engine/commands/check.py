@@ -41,6 +41,9 @@ class LoadOptions:
     builtin: bool = True
     backend: BackendChoice = "auto"
     disallow_overrides: bool = False
+    # Keep only the residency records measured facts as of this instant are made of (every
+    # record is still read and checked); None keeps them all.
+    measured_as_of: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +156,9 @@ def load_all(options: LoadOptions, inputs: Inputs | None = None) -> Loaded:
     residency = None
     try:
         if inputs is None:
-            residency = load_measured(DirectorySource(options.path), display_prefix(options.path))
+            residency = load_measured(
+                DirectorySource(options.path), display_prefix(options.path), options.measured_as_of
+            )
         elif inputs.residency is not None:
             residency = inputs.residency()
     except InputErrors as exc:
@@ -163,13 +168,15 @@ def load_all(options: LoadOptions, inputs: Inputs | None = None) -> Loaded:
     return Loaded(portfolio, compiled, overrides, backend, matchers, residency)
 
 
-def load_measured(files: FileSource, prefix: str) -> list[Any] | None:
-    """Native residency records under ``residency/``; None when the portfolio keeps none."""
+def load_measured(files: FileSource, prefix: str, as_of: datetime | None = None) -> list[Any] | None:
+    """Native residency records under ``residency/``; None when the portfolio keeps none.
+    ``as_of``: only those measured facts as of then are made of (see ``LoadOptions``)."""
     if not files.list("residency", (".jsonl", ".csv")):
         return None
-    from policy_engine.residency.native import load_residency  # only portfolios with data pay for it
+    from policy_engine.residency.aggregate import in_window  # only portfolios with data pay for it
+    from policy_engine.residency.native import load_residency
 
-    return load_residency(files, prefix)
+    return load_residency(files, prefix, in_window(as_of) if as_of is not None else None)
 
 
 def with_measured(facts: Facts | None, loaded: Loaded, as_of: datetime) -> Facts | None:
@@ -285,7 +292,9 @@ def run_check(options: CheckOptions) -> int:
 
         report = git_check_report(options)
     else:
-        report = build_check_report(options, load_all(options.load), release=True)
+        # Measured facts cover the last 30 days: older records are read, checked and dropped.
+        load = dataclasses.replace(options.load, measured_as_of=options.as_of)
+        report = build_check_report(options, load_all(load), release=True)
     emit(report, options.outputs, color=options.color, step_summary=options.step_summary)
     return report.summary.exit_code
 

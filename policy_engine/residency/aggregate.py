@@ -28,6 +28,7 @@ Definitions (every key is omitted when no record provides the underlying field):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
@@ -113,11 +114,25 @@ def _rank(kind: str, source_field: str) -> int:
     return len(order) if kind in ADAPTERS else -1
 
 
+WINDOW_DAYS = 30  # measured facts cover [as_of - 30 days, as_of)
+
+
+def in_window(as_of: datetime, window_days: int = WINDOW_DAYS) -> Callable[[ResidencyRecord], bool]:
+    """Whether a record falls in the window ``measure`` aggregates as of ``as_of``; the others
+    need not be kept once they are read and checked."""
+    start = as_of - timedelta(days=window_days)
+
+    def inside(record: ResidencyRecord) -> bool:
+        return record.window_start >= start and record.window_end <= as_of
+
+    return inside
+
+
 def measure(
     portfolio: Portfolio,
     records: list[ResidencyRecord],
     as_of: datetime,
-    window_days: int = 30,
+    window_days: int = WINDOW_DAYS,
     util_floor: float = 0.15,
     low_traffic_share: float = 0.02,
 ) -> Measured:

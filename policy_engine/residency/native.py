@@ -31,6 +31,8 @@ from policy_engine.models.types import format_timestamp, parse_timestamp
 from policy_engine.residency.records import Cost, ResidencyRecord
 from policy_engine.sources import FileSource
 
+Sink = Callable[[ResidencyRecord], None]  # takes each record as it is read
+
 RESIDENCY_DIR = "residency"
 SUFFIXES = (".jsonl", ".csv")
 
@@ -156,9 +158,13 @@ def _unknown_field(name: str, loc: tuple[str | int, ...]) -> tuple[str, str]:
 # ---------------------------------------------------------------------------- JSON Lines
 
 
-def parse_jsonl(text: str, file: str) -> tuple[list[ResidencyRecord], list[InputError]]:
-    """Every record of a JSON Lines text, plus every located problem."""
+def parse_jsonl(
+    text: str, file: str, sink: Sink | None = None
+) -> tuple[list[ResidencyRecord], list[InputError]]:
+    """Every record of a JSON Lines text, plus every located problem. With ``sink``, each record
+    goes there as it is read instead of into the list."""
     records: list[ResidencyRecord] = []
+    emit = sink or records.append
     errors: list[InputError] = []
     validate = ResidencyRecord.__pydantic_validator__.validate_json  # the model's own, minus a wrapper
     for number, line in enumerate(text.split("\n"), 1):
@@ -169,7 +175,7 @@ def parse_jsonl(text: str, file: str) -> tuple[list[ResidencyRecord], list[Input
         except ValidationError as exc:
             errors.extend(_jsonl_errors(exc, line, file, number))
             continue
-        records.append(record.located(file, number))
+        emit(record.located(file, number))
     return records, errors
 
 
@@ -220,10 +226,14 @@ def _key_column(line: str, loc: tuple[Any, ...]) -> int:
 # ---------------------------------------------------------------------------- CSV
 
 
-def parse_csv(text: str, file: str) -> tuple[list[ResidencyRecord], list[InputError]]:
-    """Every record of a CSV text in the native projection, plus every located problem."""
+def parse_csv(
+    text: str, file: str, sink: Sink | None = None
+) -> tuple[list[ResidencyRecord], list[InputError]]:
+    """Every record of a CSV text in the native projection, plus every located problem. With
+    ``sink``, each record goes there as it is read instead of into the list."""
     errors: list[InputError] = []
     records: list[ResidencyRecord] = []
+    emit = sink or records.append
     raw_lines = text.split("\n")
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
@@ -256,7 +266,7 @@ def parse_csv(text: str, file: str) -> tuple[list[ResidencyRecord], list[InputEr
             line_text = raw_lines[number - 1] if number - 1 < len(raw_lines) else ""
             record = _csv_record(header, row, file, number, _cell_columns(line_text), errors)
         if record is not None:
-            records.append(record.located(file, number))
+            emit(record.located(file, number))
     return records, errors
 
 
@@ -500,7 +510,7 @@ def _group_key(record: ResidencyRecord) -> tuple[str, ...]:
     return ("unattributed", record.unattributed_reason or "", labels, record.source_kind)
 
 
-_by_window = operator.attrgetter("window_start", "window_end")
+_by_window = operator.itemgetter(0, 1)
 
 
 def _where(record: ResidencyRecord) -> tuple[str, int]:
@@ -513,72 +523,96 @@ def check_records(records: Iterable[ResidencyRecord], currency: str | None = Non
     ``currency`` (e.g. the portfolio's) is the one every cost must use; without it, the first
     cost seen sets it.
     """
-    errors: list[InputError] = []
-    groups: dict[tuple[str, ...], list[ResidencyRecord]] = {}
-    first_currency: ResidencyRecord | None = None
+    checker = RecordChecker(currency)
     for record in records:
+        checker.add(record)
+    return checker.errors()
+
+
+# What the cross-record checks keep of a record: its window, where it was read, what it is.
+_Seen = tuple[datetime, datetime, tuple[str, int], str]
+
+
+class RecordChecker:
+    """``check_records`` one record at a time, keeping only a few fields of each: a large
+    history can be checked while its records are read and dropped."""
+
+    def __init__(self, currency: str | None = None) -> None:
+        self._currency = currency
+        self._first_currency: tuple[str, int] | None = None
+        self._groups: dict[tuple[str, ...], list[_Seen]] = {}
+        self._errors: list[InputError] = []
+
+    def add(self, record: ResidencyRecord) -> None:
         dep_id = record.deployment_id
         key = ("deployment", dep_id, record.source_kind) if dep_id is not None else _group_key(record)
-        group = groups.get(key)
+        what = dep_id or f"unattributed {record.unattributed_reason}"
+        seen = (record.window_start, record.window_end, _where(record), what)
+        group = self._groups.get(key)
         if group is None:
-            groups[key] = [record]
+            self._groups[key] = [seen]
         else:
-            group.append(record)
+            group.append(seen)
         cost = record.cost
-        if cost is None or cost.currency == currency:
-            continue
-        if currency is None:
-            currency = cost.currency
-            first_currency = record
+        if cost is None or cost.currency == self._currency:
+            return
+        if self._currency is None:
+            self._currency = cost.currency
+            self._first_currency = _where(record)
+            return
+        file, line = _where(record)
+        if self._first_currency is not None:
+            reason = f"{self._currency} in {':'.join(str(p) for p in self._first_currency)}"
         else:
-            file, line = _where(record)
-            if first_currency is not None:
-                other = ":".join(str(p) for p in _where(first_currency))
-                reason = f"{currency} in {other}"
-            else:
-                reason = f"the portfolio's currency {currency}"
-            errors.append(
-                InputError(
-                    file,
-                    line,
-                    1,
-                    f"mixed currencies: {cost.currency} here, {reason}",
-                    "$.cost.currency",
-                    f"one currency ({currency}); convert before import",
-                )
+            reason = f"the portfolio's currency {self._currency}"
+        self._errors.append(
+            InputError(
+                file,
+                line,
+                1,
+                f"mixed currencies: {cost.currency} here, {reason}",
+                "$.cost.currency",
+                f"one currency ({self._currency}); convert before import",
             )
-    for key, members in groups.items():
-        if len(members) < 2:
-            continue
-        members.sort(key=_by_window)
-        latest = members[0]
-        for record in members[1:]:
-            if record.window_start < latest.window_end:
-                file, line = _where(record)
-                other = ":".join(str(p) for p in _where(latest))
-                what = record.deployment_id or f"unattributed {record.unattributed_reason}"
-                window = f"[{format_timestamp(record.window_start)}, {format_timestamp(record.window_end)})"
-                same = record.window_start == latest.window_start and record.window_end == latest.window_end
-                if same:
-                    message = f"duplicate record for {what} {window} from source {key[-1]!r} (also {other})"
-                    expected = "one record per deployment, window and source"
-                else:
-                    earlier = (
-                        f"[{format_timestamp(latest.window_start)}, {format_timestamp(latest.window_end)})"
-                    )
-                    message = f"window {window} of {what} overlaps {earlier} at {other}"
-                    expected = "non-overlapping half-open windows per deployment and source"
-                errors.append(InputError(file, line, 1, message, "$.window_start", expected))
-            if record.window_end > latest.window_end:
-                latest = record
-    errors.sort(key=lambda e: (e.file, e.line, e.column))
-    return errors
+        )
+
+    def errors(self) -> list[InputError]:
+        errors = list(self._errors)
+        for key, members in self._groups.items():
+            if len(members) < 2:
+                continue
+            members.sort(key=_by_window)
+            latest = members[0]
+            for seen in members[1:]:
+                if seen[0] < latest[1]:
+                    errors.append(_overlap(key[-1], seen, latest))
+                if seen[1] > latest[1]:
+                    latest = seen
+        errors.sort(key=lambda e: (e.file, e.line, e.column))
+        return errors
+
+
+def _overlap(source: str, seen: _Seen, latest: _Seen) -> InputError:
+    """The error for a record whose window starts before an earlier one of its group ends."""
+    start, end, (file, line), what = seen
+    other = ":".join(str(p) for p in latest[2])
+    window = f"[{format_timestamp(start)}, {format_timestamp(end)})"
+    if start == latest[0] and end == latest[1]:
+        message = f"duplicate record for {what} {window} from source {source!r} (also {other})"
+        expected = "one record per deployment, window and source"
+    else:
+        earlier = f"[{format_timestamp(latest[0])}, {format_timestamp(latest[1])})"
+        message = f"window {window} of {what} overlaps {earlier} at {other}"
+        expected = "non-overlapping half-open windows per deployment and source"
+    return InputError(file, line, 1, message, "$.window_start", expected)
 
 
 # ---------------------------------------------------------------------------- loading
 
 
-def parse_file(raw: bytes, file: str) -> tuple[list[ResidencyRecord], list[InputError]]:
+def parse_file(
+    raw: bytes, file: str, sink: Sink | None = None
+) -> tuple[list[ResidencyRecord], list[InputError]]:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -589,8 +623,8 @@ def parse_file(raw: bytes, file: str) -> tuple[list[ResidencyRecord], list[Input
             InputError(file, line, column, f"invalid UTF-8 byte 0x{raw[exc.start]:02x}", "", "UTF-8 text")
         ]
     if file.endswith(".csv"):
-        return parse_csv(text, file)
-    return parse_jsonl(text, file)
+        return parse_csv(text, file, sink)
+    return parse_jsonl(text, file, sink)
 
 
 def is_adapter_input(raw: bytes) -> bool:
@@ -599,19 +633,29 @@ def is_adapter_input(raw: bytes) -> bool:
     return all(marker in head for marker in _FOCUS_MARKERS) and "window_start" not in head
 
 
-def load_residency(files: FileSource, prefix: str = "") -> list[ResidencyRecord]:
+def load_residency(
+    files: FileSource, prefix: str = "", keep: Callable[[ResidencyRecord], bool] | None = None
+) -> list[ResidencyRecord]:
     """Every record of ``residency/**/*.jsonl|*.csv`` under a portfolio root.
 
     FOCUS exports kept there as adapter inputs (their header has ``ChargePeriodStart`` and
     ``BillingCurrency``) are not native files and are skipped. Raises ``InputErrors`` with every
-    problem of every file.
+    problem of every file. ``keep``: only the records it accepts are returned (every record is
+    still read and checked); the others are dropped as they are read.
     """
     records: list[ResidencyRecord] = []
     errors: list[InputError] = []
+    checker = RecordChecker()
+
+    def take(record: ResidencyRecord) -> None:
+        checker.add(record)
+        if keep is None or keep(record):
+            records.append(record)
+
     with paused_gc(lambda: len(records) > FREEZE_ABOVE):
         for path in files.list(RESIDENCY_DIR, SUFFIXES):
-            _load_one(files, path, prefix + path, records, errors)
-    errors.extend(check_records(records))
+            _load_one(files, path, prefix + path, take, errors)
+    errors.extend(checker.errors())
     if errors:
         raise InputErrors(errors)
     return records
@@ -641,7 +685,11 @@ def paused_gc(large: Callable[[], bool] = lambda: True) -> Iterator[None]:
 
 
 def _load_one(
-    files: FileSource, path: str, shown: str, records: list[ResidencyRecord], errors: list[InputError]
+    files: FileSource,
+    path: str,
+    shown: str,
+    take: Callable[[ResidencyRecord], None],
+    errors: list[InputError],
 ) -> None:
     try:
         raw = files.read(path)
@@ -650,8 +698,7 @@ def _load_one(
         return
     if raw is None or (path.endswith(".csv") and is_adapter_input(raw)):
         return
-    found, problems = parse_file(raw, shown)
-    records.extend(found)
+    _, problems = parse_file(raw, shown, take)
     errors.extend(problems)
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from policy_engine.errors import InputErrors
 from policy_engine.loading import Portfolio
-from policy_engine.residency.aggregate import KEYS, PORTFOLIO_KEYS, measure
+from policy_engine.residency.aggregate import KEYS, PORTFOLIO_KEYS, in_window, measure
 from policy_engine.residency.native import load_residency
 from policy_engine.residency.records import ResidencyRecord
 from policy_engine.sources import DirectorySource
@@ -95,6 +95,23 @@ def test_only_records_inside_the_window_count(chat: Portfolio) -> None:
     # as-of aware: one day earlier, day 29 is outside and day -1 inside
     earlier = measure(chat, [*inside, before, after], AS_OF - timedelta(days=1))
     assert earlier.by_target["chat@1/chat-use1"]["gpu_hours"] == 101.0
+
+
+def test_in_window_keeps_exactly_the_records_measure_counts(chat: Portfolio) -> None:
+    """``check`` keeps only ``in_window`` records while loading: the facts must not change."""
+    straddling = ResidencyRecord.model_validate(
+        {
+            "deployment_id": "chat-use1",
+            "window_start": FIRST - timedelta(hours=12),
+            "window_end": FIRST + timedelta(hours=12),
+            "gpu_hours": 100.0,
+        }
+    )
+    records = [day(n, gpu_hours=float(n + 10), cost=1.0) for n in range(-5, 35)] + [straddling]
+    for as_of in (AS_OF, AS_OF - timedelta(days=1), AS_OF + timedelta(hours=6)):
+        kept = [r for r in records if in_window(as_of)(r)]
+        assert 0 < len(kept) < len(records)
+        assert measure(chat, kept, as_of).by_target == measure(chat, records, as_of).by_target
 
 
 def test_a_missing_field_is_omitted_not_zero(chat: Portfolio) -> None:

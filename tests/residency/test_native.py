@@ -314,3 +314,30 @@ def test_records_match_the_published_schema(tmp_path: Path) -> None:
     for path in sorted(example.glob("*.jsonl")):
         for line in path.read_text().splitlines():
             assert list(validator.iter_errors(json.loads(line))) == [], path
+
+
+def _day(day: int) -> dict:
+    """RECORD moved to June ``day``, 2025."""
+    return {
+        **RECORD,
+        "window_start": f"2025-06-{day:02d}T00:00:00Z",
+        "window_end": f"2025-06-{day + 1:02d}T00:00:00Z",
+    }
+
+
+def test_only_the_records_kept_are_returned_and_every_one_is_checked(tmp_path: Path) -> None:
+    """``check`` keeps the records its window needs; the others are still read and checked."""
+    (tmp_path / "residency").mkdir()
+    (tmp_path / "residency" / "a.jsonl").write_text(jsonl(_day(1), _day(2), _day(28), _day(29)))
+    since = datetime(2025, 6, 28, tzinfo=UTC)
+    kept = load_residency(DirectorySource(tmp_path), keep=lambda r: r.window_start >= since)
+    assert [r.window_start.day for r in kept] == [28, 29]
+    # A duplicate among the dropped ones, and a bad record among them, are errors all the same.
+    (tmp_path / "residency" / "b.jsonl").write_text(jsonl(_day(1), {**_day(3), "gpu_hours": -1}))
+    with pytest.raises(InputErrors) as caught:
+        load_residency(DirectorySource(tmp_path), keep=lambda r: r.window_start >= since)
+    by_line = {e.line: e.render() for e in caught.value.errors if e.file == "residency/b.jsonl"}
+    assert len(caught.value.errors) == len(by_line) == 2
+    assert "duplicate record for sic-v8-use1-canary" in by_line[1]
+    assert "(also residency/a.jsonl:1)" in by_line[1]
+    assert "gpu_hours" in by_line[2]
