@@ -313,6 +313,23 @@ def _cpp_compile_error(exc: Exception) -> CelCompileError:
 # ---------------------------------------------------------------------------- backends
 
 
+# Features one runtime has and the other lacks, as authors tend to reach for them, and what
+# to write instead so that a policy gives the same findings on both.
+_NOT_PORTABLE = (
+    (re.compile(r"\bcel\s*\.\s*bind\s*\("), "cel.bind", "declare a variable under spec.variables"),
+    (re.compile(r"\.\s*\?|\[\s*\?"), "optional field syntax", "guard the field with has()"),
+    (re.compile(r"\.\s*format\s*\("), "string format()", "join with + and fmt()"),
+)
+
+
+def portability_hint(text: str) -> str | None:
+    """What to write instead, when ``text`` uses a CEL feature outside the portable subset."""
+    for pattern, feature, instead in _NOT_PORTABLE:
+        if pattern.search(text):
+            return f"CEL both runtimes support: {feature} is not part of it; {instead}"
+    return None
+
+
 @dataclass
 class Checker:
     """cel-expr-python's parser and type checker over the authored expression."""

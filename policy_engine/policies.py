@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from policy_engine.cel import Backend, CelCompileError, Checker
+from policy_engine.cel import Backend, CelCompileError, Checker, portability_hint
 from policy_engine.errors import InputError, InputErrors, json_path
 from policy_engine.inline import (
     InlineError,
@@ -500,11 +500,5 @@ def _expressions(spec: Any) -> list[str]:
 def _located(source: SourceMap, path: YamlPath, exc: CelCompileError, text: str) -> InputError:
     """Place a CEL error inside the YAML scalar that holds the expression ``text``."""
     line, column = source.value_position(path, text, exc.line, exc.column)
-    return InputError(
-        source.file,
-        line,
-        column,
-        f"CEL: {exc.message}",
-        json_path(path),
-        "a valid CEL expression" if "expected" not in exc.message else "",
-    )
+    expected = portability_hint(text) or ("a valid CEL expression" if "expected" not in exc.message else "")
+    return InputError(source.file, line, column, f"CEL: {exc.message}", json_path(path), expected)

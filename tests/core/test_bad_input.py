@@ -387,6 +387,31 @@ CASES: list[Any] = [
         id="cel-unknown-variable",
     ),
     pytest.param(
+        {POL: policy("    - expression: \"cel.bind(s, version.stage, s != 'x')\"\n      message: x\n")},
+        POL,
+        9,
+        ["cel.bind is not part of it", "declare a variable under spec.variables"],
+        id="cel-not-portable-bind",
+    ),
+    pytest.param(
+        {
+            POL: policy(
+                '    - expression: "has(version.canary) && version.?canary.hasValue()"\n      message: x\n'
+            )
+        },
+        POL,
+        9,
+        ["optional field syntax is not part of it", "guard the field with has()"],
+        id="cel-not-portable-optional",
+    ),
+    pytest.param(
+        {POL: policy("    - expression: \"'%s'.format([version.stage]) != ''\"\n      message: x\n")},
+        POL,
+        9,
+        ["string format() is not part of it", "join with + and fmt()"],
+        id="cel-not-portable-format",
+    ),
+    pytest.param(
         {POL: policy(OK_VALIDATION, scope="versions")},
         POL,
         7,
