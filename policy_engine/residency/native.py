@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ValidationError
 
@@ -247,7 +247,7 @@ def parse_csv(
     header_errors = _check_header(header, file, columns)
     if header_errors:
         return [], header_errors
-    plan = _plan(header)
+    plan = _row_plan(_plan(header))
     previous = reader.line_num
     while True:
         try:
@@ -360,39 +360,70 @@ def _assembled(data: dict[str, Any], cost: dict[str, Any], cost_present: bool) -
     return data
 
 
-def _fast_csv_record(plan: list[tuple[int, str, str, str, str]], row: list[str]) -> ResidencyRecord | None:
-    """The record of a well-formed row, or None to let ``_csv_record`` find what is wrong."""
-    data: dict[str, Any] = {"labels": {}, "provenance": {}}
+class _RowPlan(NamedTuple):
+    """Where each cell of a well-formed row goes, grouped by how it is converted: per cell
+    (index, destination, key), the destination one of ``_INTO``'s dicts."""
+
+    strings: tuple[tuple[int, int, str], ...]  # in header order, so labels keep their order
+    floats: tuple[tuple[int, int, str], ...]
+    ints: tuple[tuple[int, int, str], ...]
+    moments: tuple[tuple[int, int, str], ...]
+    cost_amounts: frozenset[str]  # cost keys whose presence makes a cost block
+
+
+_INTO = ("top", "cost", "labels", "provenance")
+
+
+def _row_plan(plan: list[tuple[int, str, str, str, str]]) -> _RowPlan:
+    by_kind: dict[str, list[tuple[int, int, str]]] = {"str": [], "float": [], "int": [], "timestamp": []}
+    amounts = set()
+    for index, where, key, kind, name in plan:
+        by_kind["str" if kind == "label" else kind].append((index, _INTO.index(where), key))
+        if where == "cost" and name in _COST_COLUMNS:
+            amounts.add(key)
+    return _RowPlan(
+        tuple(by_kind["str"]),
+        tuple(by_kind["float"]),
+        tuple(by_kind["int"]),
+        tuple(by_kind["timestamp"]),
+        frozenset(amounts),
+    )
+
+
+def _fast_csv_record(plan: _RowPlan, row: list[str]) -> ResidencyRecord | None:
+    """The record of a well-formed row, or None to let ``_csv_record`` find what is wrong.
+    (A loop per kind of cell, not a branch per cell: this runs for every row of a history.)"""
+    data: dict[str, Any] = {}
     cost: dict[str, Any] = {}
-    cost_present = False
+    into: tuple[dict[str, Any], ...] = (data, cost, {}, {})
+    strings = _strings if len(_strings) < 1_000_000 else {}
     try:
-        for index, where, key, kind, name in plan:
+        for index, where, key in plan.strings:
             cell = row[index].strip()
-            if not cell:
-                continue
-            value: Any
-            if kind == "str" or kind == "label":
-                value = _strings.setdefault(cell, cell) if len(_strings) < 1_000_000 else cell
-            elif kind == "float":
-                value = float(cell)
-                if not math.isfinite(value):
+            if cell:
+                into[where][key] = strings.setdefault(cell, cell)
+        for index, where, key in plan.floats:
+            cell = row[index]
+            if cell and not cell.isspace():  # float() itself ignores surrounding blanks
+                number = float(cell)
+                if not math.isfinite(number):
                     return None
-            elif kind == "int":
-                value = int(cell)
-            else:
-                value = _moments.get(cell)
-                if value is None:
-                    value = parse_timestamp(cell)
+                into[where][key] = number
+        for index, where, key in plan.ints:
+            cell = row[index]
+            if cell and not cell.isspace():
+                into[where][key] = int(cell)
+        for index, where, key in plan.moments:
+            cell = row[index].strip()
+            if cell:
+                moment = _moments.get(cell)
+                if moment is None:
+                    moment = parse_timestamp(cell)
                     if len(_moments) < 100_000:
-                        _moments[cell] = value
-            if where == "top":
-                data[key] = value
-            elif where == "cost":
-                cost[key] = value
-                cost_present = cost_present or name in _COST_COLUMNS
-            else:
-                data[where][key] = value
-        return ResidencyRecord.model_validate(_assembled(data, cost, cost_present))
+                        _moments[cell] = moment
+                into[where][key] = moment
+        data["labels"], data["provenance"] = into[2], into[3]
+        return ResidencyRecord.model_validate(_assembled(data, cost, not plan.cost_amounts.isdisjoint(cost)))
     except (ValueError, ValidationError):
         return None
 
