@@ -247,7 +247,7 @@ def parse_csv(
     header_errors = _check_header(header, file, columns)
     if header_errors:
         return [], header_errors
-    plan = _row_plan(_plan(header))
+    plan = _plan(header)
     previous = reader.line_num
     while True:
         try:
@@ -330,20 +330,6 @@ def _cell_columns(line: str) -> list[int]:
     return starts
 
 
-def _plan(header: list[str]) -> list[tuple[int, str, str, str, str]]:
-    """Per cell: (index, where it goes: 'top' | 'cost' | 'labels' | 'provenance', key, kind, column)."""
-    plan = []
-    for index, name in enumerate(header):
-        if name.startswith(LABEL_PREFIX):
-            plan.append((index, "labels", name[len(LABEL_PREFIX) :], "label", name))
-        elif name.startswith(PROVENANCE_PREFIX):
-            plan.append((index, "provenance", name[len(PROVENANCE_PREFIX) :], "label", name))
-        else:
-            path, kind = CSV_COLUMNS[name]
-            plan.append((index, "top" if len(path) == 1 else path[0], path[-1], kind, name))
-    return plan
-
-
 _moments: dict[str, datetime] = {}  # windows repeat across records: parse each timestamp once
 _strings: dict[str, str] = {}  # ids, teams, currencies repeat too: keep one copy of each
 
@@ -374,13 +360,21 @@ class _RowPlan(NamedTuple):
 _INTO = ("top", "cost", "labels", "provenance")
 
 
-def _row_plan(plan: list[tuple[int, str, str, str, str]]) -> _RowPlan:
+def _plan(header: list[str]) -> _RowPlan:
+    """Where each column of a (checked) header goes: labels and provenance by prefix, the rest
+    by ``CSV_COLUMNS``."""
     by_kind: dict[str, list[tuple[int, int, str]]] = {"str": [], "float": [], "int": [], "timestamp": []}
     amounts = set()
-    for index, where, key, kind, name in plan:
-        by_kind["str" if kind == "label" else kind].append((index, _INTO.index(where), key))
-        if where == "cost" and name in _COST_COLUMNS:
-            amounts.add(key)
+    for index, name in enumerate(header):
+        if name.startswith((LABEL_PREFIX, PROVENANCE_PREFIX)):
+            where, key = name.split(".", 1)
+            by_kind["str"].append((index, _INTO.index("labels" if where == "label" else "provenance"), key))
+            continue
+        path, kind = CSV_COLUMNS[name]
+        where = "top" if len(path) == 1 else path[0]
+        by_kind[kind].append((index, _INTO.index(where), path[-1]))
+        if name in _COST_COLUMNS:
+            amounts.add(path[-1])
     return _RowPlan(
         tuple(by_kind["str"]),
         tuple(by_kind["float"]),
