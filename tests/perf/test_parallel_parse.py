@@ -15,9 +15,9 @@ from policy_engine.sources import DirectorySource
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "acme-portfolio"
 
 
-def _load(root: Path) -> list[tuple[str, str, dict[object, object]]]:
+def _load(root: Path) -> list[tuple[str, str, bytes]]:
     portfolio = load_portfolio(DirectorySource(root))
-    return [(e.source.file, e.model.model_dump_json(), e.source.positions) for e in portfolio.models]
+    return [(e.source.file, e.model.model_dump_json(), e.source.packed) for e in portfolio.models]
 
 
 def test_parallel_and_serial_agree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
