@@ -60,9 +60,6 @@ Path = tuple[str | int, ...]
 # Decoded positions kept at once; the others stay packed (see SourceMap.packed).
 DECODED_MAPS = 64
 _decoded: dict[int, SourceMap] = {}  # insertion order = least recently decoded first
-# Packed, a position is one int: line << _LINE_SHIFT | column.
-_LINE_SHIFT = 32
-_COLUMN = (1 << _LINE_SHIFT) - 1
 
 
 @dataclass(slots=True)
@@ -77,49 +74,36 @@ class SourceMap:
     track_values: bool = False
     # The file's text, kept with ``track_values`` to map positions inside folded scalars.
     text: str = ""
-    # The positions marshalled, a tenth of their size as a dict: the paths' reprs as one
-    # string, one per line, and the positions as ints. Large portfolios keep only this and
-    # decode a few files' positions at a time, when a target, finding or error needs them;
-    # one string and a list of ints decode in a fifth of the time tuple keys take.
+    # The positions marshalled: a tenth of their size as a dict. Large portfolios keep only
+    # this and decode a few files' positions at a time, when a finding or error needs them.
     packed: bytes = b""
-    _index: dict[str, int] = field(default_factory=dict)  # the packed positions, decoded
 
     def pack(self) -> SourceMap:
         """Keep the positions packed only; ``locate`` decodes them again when asked."""
-        paths = "\n".join(map(repr, self.positions))  # keys are str, indices int: one line each
-        codes = [line << _LINE_SHIFT | column for line, column in self.positions.values()]
-        self.packed = marshal.dumps((paths, codes))
+        self.packed = marshal.dumps(self.positions)
         self.positions = {}
         return self
 
     def locate(self, path: Path) -> tuple[int, int]:
         """Position of ``path`` or of its nearest recorded ancestor."""
-        if self.positions or not self.packed:
-            positions = self.positions
-            while True:
-                pos = positions.get(path)
-                if pos is not None:
-                    return pos
-                if not path:
-                    return (1, 1)
-                path = path[:-1]
-        index = self._index or self._decode()
+        positions = self.positions or self._decode()
         while True:
-            code = index.get(repr(path))
-            if code is not None:
-                return code >> _LINE_SHIFT, code & _COLUMN
+            pos = positions.get(path)
+            if pos is not None:
+                return pos
             if not path:
                 return (1, 1)
             path = path[:-1]
 
-    def _decode(self) -> dict[str, int]:
-        paths, codes = marshal.loads(self.packed)
-        self._index = dict(zip(paths.split("\n"), codes, strict=True)) if codes else {}
+    def _decode(self) -> dict[Path, tuple[int, int]]:
+        if not self.packed:
+            return self.positions
+        self.positions = marshal.loads(self.packed)
         _decoded[id(self)] = self
         while len(_decoded) > DECODED_MAPS:
             oldest = next(iter(_decoded))
-            _decoded.pop(oldest)._index = {}
-        return self._index
+            _decoded.pop(oldest).positions = {}
+        return self.positions
 
     def value_position(self, path: Path, value: str, line: int, column: int) -> tuple[int, int]:
         """File position of ``line:column`` (1-based) inside the scalar ``value`` at ``path``.
@@ -229,7 +213,7 @@ def cache_entry(value: Any, source: SourceMap) -> tuple[Any, bytes, Any]:
 
 
 def cache_key(text: str, track_values: bool = False) -> str:
-    return parsecache.key(text.encode("utf-8"), f"yaml-positions2:{int(track_values)}")
+    return parsecache.key(text.encode("utf-8"), f"yaml-interned:{int(track_values)}")
 
 
 def from_cache(
