@@ -36,13 +36,10 @@ class Target:
     model: str | None = None
     version: str | None = None
     deployment: str | None = None
-    # (line, column) of ``path``, found when the target is made: its file's positions are at
-    # hand then, while findings come scope by scope and would decode every file again.
+    # (line, column) of ``path``. A model file's targets are given theirs when made, its
+    # positions at hand then (findings come scope by scope and would decode every file again);
+    # the few targets that span files are located only when a finding needs it.
     position: tuple[int, int] | None = None
-
-    def __post_init__(self) -> None:
-        if self.position is None and self.source is not None:
-            object.__setattr__(self, "position", self.source.locate(self.path))
 
 
 @dataclass(slots=True)
@@ -247,12 +244,8 @@ def build_targets(portfolio: Portfolio, *, consume: bool = False, defer: bool = 
             entry = entries.popleft()
             maker.add_model(targets.add, entry.model, entry.source)
     for (name, region), data in sorted(endpoints.items()):
-        source, path, position = data.pop("_where")
-        targets.add(
-            Target(
-                f"endpoint:{name}@{region}", "endpoint", {"endpoint": data}, source, path, position=position
-            )
-        )
+        source, path = data.pop("_where")
+        targets.add(Target(f"endpoint:{name}@{region}", "endpoint", {"endpoint": data}, source, path))
 
     exceptions_source = portfolio.exceptions_source
     for index, exception in enumerate(portfolio.exceptions.exceptions):
@@ -286,7 +279,7 @@ def _endpoints(entries: list[ModelEntry]) -> dict[tuple[str, str], dict[str, Any
                         "region": deployment.region,
                         "traffic_sum": 0.0,
                         "deployments": [],
-                        "_where": (source, where, source.locate(where)),
+                        "_where": (source, where),
                     },
                 )
                 group["traffic_sum"] = round(group["traffic_sum"] + deployment.traffic_percent, 6)
@@ -318,7 +311,18 @@ class ModelTargets:
         model_data["version_count"] = len(model.versions)
         if model_data["floor_monthly"] is None:
             del model_data["floor_monthly"]
-        add(Target(model.id, "model", {"model": model_data}, source, ("id",), model=model.id))
+        at = source.locate
+        add(
+            Target(
+                model.id,
+                "model",
+                {"model": model_data},
+                source,
+                ("id",),
+                model=model.id,
+                position=at(("id",)),
+            )
+        )
 
         for vi, version in enumerate(model.versions):
             vid = f"{model.id}@{version.version}"
@@ -334,6 +338,7 @@ class ModelTargets:
                     {"model": model_data, "version": data},
                     source,
                     vpath,
+                    position=at(vpath),
                     model=model.id,
                     version=version.version,
                 )
@@ -344,26 +349,30 @@ class ModelTargets:
                 if dfloor is not None:
                     ddata["floor_monthly"] = dfloor
                 ddata["warm"] = not deployment.scale_to_zero and deployment.replicas.min > 0
+                dpath: YamlPath = (*vpath, "deployments", di)
                 add(
                     Target(
                         f"{vid}/{deployment.id}",
                         "deployment",
                         {"model": model_data, "version": data, "deployment": ddata},
                         source,
-                        (*vpath, "deployments", di),
+                        dpath,
+                        position=at(dpath),
                         model=model.id,
                         version=version.version,
                         deployment=deployment.id,
                     )
                 )
             for si, signoff in enumerate(version.signoffs):
+                spath: YamlPath = (*vpath, "signoffs", si)
                 add(
                     Target(
                         f"{vid}/signoff:{signoff.role}:{signoff.by}",
                         "signoff",
                         {"model": model_data, "version": data, "signoff": data["signoffs"][si]},
                         source,
-                        (*vpath, "signoffs", si),
+                        spath,
+                        position=at(spath),
                         model=model.id,
                         version=version.version,
                     )
