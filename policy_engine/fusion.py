@@ -25,13 +25,14 @@ one the unfused engine gives.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from policy_engine.cel import (
     BATCH_NAMES,
     MAX_EXPRESSION_CHARS,
+    VARIABLES,
     Backend,
     CelCompileError,
     CelEvalError,
@@ -143,6 +144,7 @@ class Fusion:
         self._policies = policies
         self._backend = backend
         self._base = base
+        self._fields = selected_fields(t for p in policies for t in expression_texts(p))
         self._rebound: dict[tuple[str, ...], list[str | None]] = {}
         # Per policy, the decision when every validation passes (shared: decisions are read only).
         self._passed = [Decision(True, [[] for _ in p.validations], []) for p in policies]
@@ -168,7 +170,7 @@ class Fusion:
         out: list[list[Decision | None]],
     ) -> None:
         batch = [rows[i] for i in indices]
-        table, packed = _pack(batch, varying)
+        table, packed = _pack(batch, varying, self._fields)
         groups = self._compiled(runnable, varying)
         data = dict(self._base)
         data[ROWS] = packed
@@ -290,8 +292,12 @@ def _row_names(varying: tuple[str, ...]) -> dict[str, str]:
     return {n: f"{TABLE}[{ROW}.{n}]" if n in SHARED_BY_TARGETS else f"{ROW}.{n}" for n in varying}
 
 
-def _pack(batch: list[dict[str, Any]], varying: tuple[str, ...]) -> tuple[list[Any], list[dict[str, Any]]]:
-    """Rows holding each target's own values; a map several targets share goes in the table once."""
+def _pack(
+    batch: list[dict[str, Any]], varying: tuple[str, ...], fields: dict[str, frozenset[str] | None]
+) -> tuple[list[Any], list[dict[str, Any]]]:
+    """Rows holding each target's own values; a map several targets share goes in the table once.
+    Maps carry only the fields the policies select (``selected_fields``): the runtime converts
+    every value it is given, and a sign-off's policies read two fields of its version's map."""
     seen: dict[int, int] = {}
     table: list[Any] = []
     packed = []
@@ -303,12 +309,57 @@ def _pack(batch: list[dict[str, Any]], varying: tuple[str, ...]) -> tuple[list[A
                 index = seen.get(id(value))
                 if index is None:
                     index = seen[id(value)] = len(table)
-                    table.append(value)
+                    table.append(_project(value, fields.get(name)))
                 entry[name] = index
             else:
-                entry[name] = value
+                entry[name] = _project(value, fields.get(name))
         packed.append(entry)
     return table, packed
+
+
+def _project(value: Any, fields: frozenset[str] | None) -> Any:
+    if fields is None or not isinstance(value, dict):
+        return value
+    return {key: value[key] for key in fields if key in value}
+
+
+def selected_fields(texts: Iterable[str]) -> dict[str, frozenset[str] | None]:
+    """Per variable, the fields these expressions select from it (``version.stage``), or None
+    when one uses the value otherwise (``size(version)``, ``version[k]``, ``version.all(...)``,
+    ``fmt(version)``): then the whole value is needed.
+
+    Selecting a field reads that field only, so a map with just the selected fields gives every
+    expression the same values and the same errors (a field absent from both)."""
+    fields: dict[str, set[str] | None] = {name: set() for name in VARIABLES}
+    for text in texts:
+        _select(text, fields)
+    return {name: None if used is None else frozenset(used) for name, used in fields.items()}
+
+
+def expression_texts(policy: CompiledPolicy) -> list[str]:
+    """Every expression of a policy, as compiled (parameters and variables inlined)."""
+    texts = [policy.match_source or ""]
+    texts += [v.source for v in policy.variables]
+    for validation in policy.validations:
+        texts += [validation.source, validation.message_source or ""]
+    return texts
+
+
+def _select(text: str, fields: dict[str, set[str] | None]) -> None:
+    tokens = [t for t in _TOKEN.finditer(text) if t.group("comment") is None]
+    words = [t.group(0) for t in tokens] + ["", "", ""]
+    for index, token in enumerate(tokens):
+        name = token.group("ident")
+        if name not in fields or (index and words[index - 1] == "."):
+            continue  # not a variable, or a field of something else
+        used = fields[name]
+        if used is None:
+            continue
+        field = tokens[index + 2].group("ident") if index + 2 < len(tokens) else None
+        if words[index + 1] == "." and field is not None and words[index + 3] != "(":
+            used.add(field)
+        else:
+            fields[name] = None
 
 
 def _only(runnable: tuple[bool, ...], members: list[int]) -> tuple[bool, ...]:

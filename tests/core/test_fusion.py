@@ -13,7 +13,16 @@ from policy_engine import engine, parsecache
 from policy_engine.cel import CelCompileError
 from policy_engine.commands.check import LoadOptions, ledger_rules, load_all
 from policy_engine.engine import Facts, Outcome, Settings, evaluate
-from policy_engine.fusion import ROW, ROWS, TABLE, Fusion, policy_text, rebind
+from policy_engine.fusion import (
+    ROW,
+    ROWS,
+    TABLE,
+    Fusion,
+    expression_texts,
+    policy_text,
+    rebind,
+    selected_fields,
+)
 from policy_engine.targets import build_targets
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -91,6 +100,42 @@ def test_a_policy_too_deep_to_fuse_bound_still_shares_the_others_call() -> None:
     groups = fusion._compiled((True,) * len(scoped), ("model", "version", "history", "change"))
     assert [sorted(members) for members, _ in groups] == [list(range(len(scoped)))]
     assert all(program is not None for _, program in groups)
+
+
+@pytest.mark.parametrize(
+    ("text", "version", "signoff"),
+    [
+        ("version.stage == 'x' && has(version.canary)", {"stage", "canary"}, set()),
+        ("version . stage == signoff.role // size(version)", {"stage"}, {"role"}),
+        ("version.deployments.all(d, d.warm) && 'version.x' != ''", {"deployments"}, set()),
+        ("size(version) > 0", None, set()),
+        ("version['stage'] == 'x'", None, set()),
+        ("version.all(k, k != '')", None, set()),
+        ("version.size() > 0", None, set()),
+        ("fmt(version)", None, set()),
+        ("[1].exists(version, version > 0)", None, set()),
+        ("version.stage == '' || version", None, set()),
+    ],
+)
+def test_selected_fields_keep_a_whole_map_wherever_it_is_used_whole(
+    text: str, version: set[str] | None, signoff: set[str]
+) -> None:
+    fields = selected_fields([text])
+    assert fields["version"] == (None if version is None else frozenset(version))
+    assert fields["signoff"] == frozenset(signoff)
+    assert fields["model"] == frozenset()
+
+
+def test_the_built_in_pack_reads_fields_only_so_its_batches_carry_fewer() -> None:
+    loaded = load_all(LoadOptions(path=EXAMPLE))
+    for scope in ("version", "deployment", "signoff"):
+        policies = [p for p in loaded.policies if p.policy.doc.spec.scope == scope]
+        fields = selected_fields(t for p in policies for t in expression_texts(p))
+        version, model = fields["version"], fields["model"]
+        assert version is not None, scope
+        assert model is not None, scope
+        assert "id" in version, scope
+        assert "created_at" not in version, scope
 
 
 def _outcomes(root: Path, as_of: datetime, facts: Facts, keep_all: bool) -> tuple[Outcome, Outcome]:
@@ -214,6 +259,29 @@ spec:
       messageExpression: "deployment.id + ' is ' + fmt(measured.gpu_util_avg) + ' busy'"
       message: busy enough
 """,
+    # The whole map, not a field of it: every field must reach the fused call.
+    "whole": """\
+apiVersion: policy-engine/v1
+kind: Policy
+metadata: {id: t.whole, severity: warning}
+spec:
+  scope: deployment
+  validations:
+    - expression: size(version) < 5 && model.all(k, k != 'id')
+      messageExpression: "deployment.id + ' sees ' + fmt(size(version)) + ' version fields'"
+      message: whole
+""",
+    # A field read by index: the map is kept whole there too.
+    "index": """\
+apiVersion: policy-engine/v1
+kind: Policy
+metadata: {id: t.index, severity: warning}
+spec:
+  scope: signoff
+  validations:
+    - expression: version['stage'] != 'production' || signoff.role != 'ml'
+      message: index
+""",
     "extra": """\
 apiVersion: policy-engine/v1
 kind: Policy
@@ -267,6 +335,8 @@ def test_synthetic_portfolio_with_hostile_policies_fused_equals_exact(
         ("t.heavy", "fail"),
         ("t.facts", "fail"),
         ("t.extra", "fail"),
+        ("t.whole", "fail"),
+        ("t.index", "fail"),
         ("canary.max-duration", "fail"),
     ]:
         assert expected in statuses
