@@ -31,14 +31,13 @@ PARALLEL_FROM = 150  # files
 Parsed = tuple[Any, SourceMap] | InputError
 
 
-def _parse_one(item: tuple[bytes, str]) -> tuple[Any, bytes] | InputError:
+def _parse_one(item: tuple[bytes, str]) -> Parsed:
     """Parse one file in this process, through the parse cache."""
     raw, shown = item
     try:
-        value, source = parse(decode(raw, shown), shown)
+        return parse(decode(raw, shown), shown)
     except YamlError as exc:
         return exc.error
-    return value, source.packed
 
 
 def _parse_in_worker(item: tuple[bytes, str]) -> bytes | InputError:
@@ -58,7 +57,7 @@ def parse_all(items: list[tuple[bytes, str]]) -> Iterator[Parsed]:
     workers = min(os.cpu_count() or 1, 8)
     if len(items) < PARALLEL_FROM or workers < 2 or not _can_fork():
         for item in items:
-            yield _wrap(item[1], _parse_one(item))
+            yield _parse_one(item)
         return
     # Cached files are answered here; only misses go to the workers.
     keys = [_cache_key(raw, shown) for raw, shown in items]
@@ -79,7 +78,7 @@ def parse_all(items: list[tuple[bytes, str]]) -> Iterator[Parsed]:
             if key is not None:
                 parsecache.store_marshalled(key, result)
             value, packed, _ = marshal.loads(result)
-            yield value, SourceMap(shown, packed=packed)
+            yield value, SourceMap(shown, packed=packed, content_key=key or "")
     parsecache.flush()  # one pack for the batch, instead of holding it for the whole run
 
 
@@ -93,7 +92,7 @@ def _cache_key(raw: bytes, shown: str) -> str | None:
 
 def _from_cache(raw: bytes, shown: str, key: str) -> Parsed:
     hit = from_cache(decode(raw, shown), shown, digest=key)
-    return hit if hit is not None else _wrap(shown, _parse_one((raw, shown)))  # unreadable entry
+    return hit if hit is not None else _parse_one((raw, shown))  # an unreadable entry
 
 
 def _can_fork() -> bool:
@@ -109,12 +108,6 @@ def _pool(workers: int) -> Any:
     return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"))
 
 
-def _wrap(shown: str, result: tuple[Any, bytes] | InputError) -> Parsed:
-    if isinstance(result, InputError):
-        return result
-    return result[0], SourceMap(shown, packed=result[1])
-
-
 # ---------------------------------------------------------------------------- evaluation
 
 EVALUATE_FROM = 4000  # targets
@@ -128,9 +121,11 @@ _job: Job | None = None
 _chunks: list[list[Any]] = []
 
 
-def _run_chunk(index: int) -> Any:
+def _run_chunk(index: int) -> tuple[Any, dict[str, bytes]]:
+    """One piece's result, with the parse-cache entries it stored (e.g. version digests): the
+    parent stores them, and writes them with its own."""
     assert _job is not None
-    return _job(_chunks[index])
+    return _job(_chunks[index]), parsecache.take_pending()
 
 
 def pieces(units: list[Any], weights: list[int], count: int) -> list[list[Any]]:
@@ -170,8 +165,12 @@ def fork_runner(workers: int | None = None) -> Callable[[Job, list[Any], list[in
         _job, _chunks = function, parts
         try:
             with _pool(count) as pool:
-                return list(pool.map(_run_chunk, range(len(_chunks))))
+                done = list(pool.map(_run_chunk, range(len(_chunks))))
         finally:
             _job, _chunks = None, []
+        for _, entries in done:
+            for key, data in entries.items():
+                parsecache.store_marshalled(key, data)
+        return [result for result, _ in done]
 
     return run

@@ -86,6 +86,14 @@ def store_marshalled(digest: str, data: bytes) -> None:
         _pending.setdefault(digest, data)
 
 
+def take_pending() -> dict[str, bytes]:
+    """The entries stored since the last flush, marshalled, handed over instead of written (a
+    worker process gives them to its parent, see ``parallel``)."""
+    entries = dict(_pending)
+    _pending.clear()
+    return entries
+
+
 def flush() -> None:
     """Write the entries stored since the last flush as one pack (merging the packs when there
     are too many). A cache that cannot be written only costs time: errors are ignored."""

@@ -23,6 +23,7 @@ from policy_engine.yamlsource import Path as YamlPath
 from policy_engine.yamlsource import SourceMap
 
 SERVING_STAGES = ("canary", "production", "deprecated")
+Digests = Callable[[ModelFile, SourceMap], list[str]]  # a file's version digests, in order
 MODEL_FILE_SCOPES = ("model", "version", "deployment", "signoff")  # one model file's own targets
 
 
@@ -199,14 +200,21 @@ class _Known(NamedTuple):
     deployment_floors: list[float | None]
 
 
-def build_targets(portfolio: Portfolio, *, consume: bool = False, defer: bool = False) -> TargetSet:
+def build_targets(
+    portfolio: Portfolio,
+    *,
+    consume: bool = False,
+    defer: bool = False,
+    digests: Digests | None = None,
+) -> TargetSet:
     """Every target of every scope, with its CEL data and source location.
 
     ``consume``: the caller will not read ``portfolio.models`` again; they are taken out of
     the list as their targets are made, so each file's validated model is freed once its
     targets exist (on a large portfolio this roughly halves the peak memory of a run).
     ``defer``: the model files' own targets are left to ``TargetSet.made_from`` (the portfolio,
-    endpoints and exceptions, which span files, are made here).
+    endpoints and exceptions, which span files, are made here). ``digests``: each file's
+    version digests (default: computed; ``digestcache`` remembers them).
     """
     head = portfolio.portfolio
     shared = {
@@ -229,7 +237,7 @@ def build_targets(portfolio: Portfolio, *, consume: bool = False, defer: bool = 
         for version in entry.model.versions:
             floors = [deployment_floor(d, head) for d in version.deployments]
             versions_by_key[(entry.model.id, version.version)] = _Known(version.stage, _sum(floors), floors)
-    maker = ModelTargets(head, versions_by_key)
+    maker = ModelTargets(head, versions_by_key, digests or computed_digests)
     endpoints = _endpoints(portfolio.models)
 
     if defer:
@@ -301,9 +309,11 @@ class ModelTargets:
 
     head: PortfolioFile
     versions_by_key: dict[tuple[str, str], _Known]
+    digests: Digests
 
     def add_model(self, add: Callable[[Target], None], model: ModelFile, source: SourceMap) -> None:
         versions_by_key = self.versions_by_key
+        digests = self.digests(model, source)
         model_data = plain_model(model)
         versions_data = model_data.pop("versions")
         floors = [versions_by_key[(model.id, v.version)].floor for v in model.versions]
@@ -329,7 +339,9 @@ class ModelTargets:
             data = versions_data[vi]
             deployments = data["deployments"]
             known = versions_by_key[(model.id, version.version)]
-            _derive_version(data, version, model, known.floor, versions_by_key, self.head.rates.gpu_hour)
+            _derive_version(
+                data, version, digests[vi], model, known.floor, versions_by_key, self.head.rates.gpu_hour
+            )
             vpath: YamlPath = ("versions", vi)
             add(
                 Target(
@@ -379,9 +391,14 @@ class ModelTargets:
                 )
 
 
+def computed_digests(model: ModelFile, source: SourceMap) -> list[str]:
+    return [version_digest(v) for v in model.versions]
+
+
 def _derive_version(
     data: dict[str, Any],
     version: Version,
+    digest: str,
     model: ModelFile,
     floor: float | None,
     versions_by_key: dict[tuple[str, str], _Known],
@@ -394,7 +411,7 @@ def _derive_version(
     shadow), ``fallback_primary_stage`` (fallback) and ``signoff_roles``."""
     data["id"] = f"{model.id}@{version.version}"
     data["model_id"] = model.id
-    data["digest"] = version_digest(version)
+    data["digest"] = digest
     if "requested_stage" not in data:
         data["requested_stage"] = version.stage
     if floor is not None:

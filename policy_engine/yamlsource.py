@@ -77,6 +77,9 @@ class SourceMap:
     # The positions marshalled: a tenth of their size as a dict. Large portfolios keep only
     # this and decode a few files' positions at a time, when a finding or error needs them.
     packed: bytes = b""
+    # The parse-cache key of the file's text: names its content, for caches of what is derived
+    # from it (see ``targets``). Empty when not known.
+    content_key: str = ""
 
     def pack(self) -> SourceMap:
         """Keep the positions packed only; ``locate`` decodes them again when asked."""
@@ -192,6 +195,7 @@ def parse(text: str, file: str, *, track_values: bool = False) -> tuple[Any, Sou
         return hit
     value, source = parse_uncached(text, file, track_values=track_values)
     parsecache.store(digest, cache_entry(value, source))
+    source.content_key = digest
     return value, source
 
 
@@ -220,11 +224,12 @@ def from_cache(
     text: str, file: str, *, track_values: bool = False, digest: str | None = None
 ) -> tuple[Any, SourceMap] | None:
     """The parse of ``text`` if the parse cache holds it."""
-    cached = parsecache.lookup(digest or cache_key(text, track_values))
+    digest = digest or cache_key(text, track_values)
+    cached = parsecache.lookup(digest)
     if cached is None:
         return None
     value, packed, values = cached
-    return value, SourceMap(file, {}, values, track_values, text if track_values else "", packed)
+    return value, SourceMap(file, {}, values, track_values, text if track_values else "", packed, digest)
 
 
 def _parse(text: str, file: str, track_values: bool) -> tuple[Any, SourceMap]:
