@@ -55,7 +55,7 @@ def parse_all(items: list[tuple[bytes, str]]) -> Iterator[Parsed]:
     """Parse ``(bytes, shown path)`` pairs, yielding results in order as they come, so that the
     caller can validate and drop each document before the next; input errors are yielded."""
     workers = min(os.cpu_count() or 1, 8)
-    if len(items) < PARALLEL_FROM or workers < 2 or not _can_fork():
+    if len(items) < PARALLEL_FROM or workers < 2 or not can_fork():
         for item in items:
             yield _parse_one(item)
         return
@@ -63,7 +63,7 @@ def parse_all(items: list[tuple[bytes, str]]) -> Iterator[Parsed]:
     keys = [_cache_key(raw, shown) for raw, shown in items]
     hits = [key is not None and parsecache.contains(key) for key in keys]
     misses = [item for item, hit in zip(items, hits, strict=True) if not hit]
-    workers_if_needed: Any = _pool(workers) if misses else nullcontext()
+    workers_if_needed: Any = fork_pool(workers) if misses else nullcontext()
     with workers_if_needed as pool:
         chunk = max(1, len(misses) // (workers * 4))
         parsed = iter(pool.map(_parse_in_worker, misses, chunksize=chunk)) if misses else iter(())
@@ -95,13 +95,13 @@ def _from_cache(raw: bytes, shown: str, key: str) -> Parsed:
     return hit if hit is not None else _parse_one((raw, shown))  # an unreadable entry
 
 
-def _can_fork() -> bool:
+def can_fork() -> bool:
     import multiprocessing  # only large portfolios get here; small runs never import it
 
     return "fork" in multiprocessing.get_all_start_methods()
 
 
-def _pool(workers: int) -> Any:
+def fork_pool(workers: int) -> Any:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
@@ -160,11 +160,11 @@ def fork_runner(workers: int | None = None) -> Callable[[Job, list[Any], list[in
         if sum(weights) < EVALUATE_FROM:
             return [function(units)]
         parts = pieces(units, weights, max(count, 1) * PIECES_PER_WORKER)
-        if count < 2 or not _can_fork():
+        if count < 2 or not can_fork():
             return [function(part) for part in parts]
         _job, _chunks = function, parts
         try:
-            with _pool(count) as pool:
+            with fork_pool(count) as pool:
                 done = list(pool.map(_run_chunk, range(len(_chunks))))
         finally:
             _job, _chunks = None, []

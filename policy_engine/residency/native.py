@@ -159,15 +159,16 @@ def _unknown_field(name: str, loc: tuple[str | int, ...]) -> tuple[str, str]:
 
 
 def parse_jsonl(
-    text: str, file: str, sink: Sink | None = None
+    text: str, file: str, sink: Sink | None = None, first_line: int = 1
 ) -> tuple[list[ResidencyRecord], list[InputError]]:
     """Every record of a JSON Lines text, plus every located problem. With ``sink``, each record
-    goes there as it is read instead of into the list."""
+    goes there as it is read instead of into the list. ``first_line``: the file's line number
+    of the text's first line (for a part of a file read on its own)."""
     records: list[ResidencyRecord] = []
     emit = sink or records.append
     errors: list[InputError] = []
     validate = ResidencyRecord.__pydantic_validator__.validate_json  # the model's own, minus a wrapper
-    for number, line in enumerate(text.split("\n"), 1):
+    for number, line in enumerate(text.split("\n"), first_line):
         if not line or line.isspace():
             continue
         try:
@@ -227,10 +228,13 @@ def _key_column(line: str, loc: tuple[Any, ...]) -> int:
 
 
 def parse_csv(
-    text: str, file: str, sink: Sink | None = None
+    text: str, file: str, sink: Sink | None = None, first_line: int = 1
 ) -> tuple[list[ResidencyRecord], list[InputError]]:
     """Every record of a CSV text in the native projection, plus every located problem. With
-    ``sink``, each record goes there as it is read instead of into the list."""
+    ``sink``, each record goes there as it is read instead of into the list. ``first_line``:
+    where the text's second line (its first row) is line ``first_line + 1`` of the file, for a
+    part of a file read on its own after a copy of its header."""
+    shift = first_line - 1
     errors: list[InputError] = []
     records: list[ResidencyRecord] = []
     emit = sink or records.append
@@ -255,7 +259,9 @@ def parse_csv(
         except StopIteration:
             break
         except csv.Error as exc:
-            errors.append(InputError(file, reader.line_num, 1, f"invalid CSV: {exc}", "", "RFC 4180 CSV"))
+            errors.append(
+                InputError(file, reader.line_num + shift, 1, f"invalid CSV: {exc}", "", "RFC 4180 CSV")
+            )
             break
         number = previous + 1
         previous = reader.line_num
@@ -264,9 +270,9 @@ def parse_csv(
         record = _fast_csv_record(plan, row) if len(row) == len(header) else None
         if record is None:  # a problem somewhere in the row: find and locate every one
             line_text = raw_lines[number - 1] if number - 1 < len(raw_lines) else ""
-            record = _csv_record(header, row, file, number, _cell_columns(line_text), errors)
+            record = _csv_record(header, row, file, number + shift, _cell_columns(line_text), errors)
         if record is not None:
-            emit(record.located(file, number))
+            emit(record.located(file, number + shift))
     return records, errors
 
 
@@ -601,6 +607,25 @@ class RecordChecker:
             )
         )
 
+    @property
+    def currency(self) -> str | None:
+        """The currency every cost must use: given, else the first one seen."""
+        return self._currency
+
+    def runs(self) -> dict[tuple[str, ...], list[tuple[datetime, datetime]]]:
+        """Per group, its windows in order, joined where one ends as the next starts: what a
+        check of more records needs to know of these (when ``errors`` finds none here)."""
+        out: dict[tuple[str, ...], list[tuple[datetime, datetime]]] = {}
+        for key, members in self._groups.items():
+            joined: list[tuple[datetime, datetime]] = []
+            for start, end, _, _ in sorted(members, key=_by_window):
+                if joined and joined[-1][1] == start:
+                    joined[-1] = (joined[-1][0], end)
+                else:
+                    joined.append((start, end))
+            out[key] = joined
+        return out
+
     def errors(self) -> list[InputError]:
         errors = list(self._errors)
         for key, members in self._groups.items():
@@ -678,6 +703,12 @@ def load_residency(
             records.append(record)
 
     with paused_gc(lambda: len(records) > FREEZE_ABOVE):
+        from policy_engine.residency.spread import read_spread  # (it reads with this module)
+
+        spread = read_spread(files, prefix, keep)  # large files on all cores, when all is well
+        if spread is not None:
+            records = spread
+            return records
         for path in files.list(RESIDENCY_DIR, SUFFIXES):
             _load_one(files, path, prefix + path, take, errors)
     errors.extend(checker.errors())

@@ -29,7 +29,7 @@ def test_forked_evaluation_matches_in_process(monkeypatch: pytest.MonkeyPatch, a
     monkeypatch.setattr(parallel, "EVALUATE_FROM", 2)
     forked = build_check_report(options, loaded).model_dump_json()
     assert forked == serial
-    monkeypatch.setattr(parallel, "_can_fork", lambda: False)  # in this process, piece by piece
+    monkeypatch.setattr(parallel, "can_fork", lambda: False)  # in this process, piece by piece
     assert build_check_report(options, loaded).model_dump_json() == serial
     assert '"waived"' in serial or as_of.startswith("2025-09")  # the ledger saw the waiver counts
 
