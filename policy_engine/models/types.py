@@ -44,6 +44,12 @@ def share_fields_set(model: BaseModel) -> None:
         object.__setattr__(model, "__pydantic_fields_set__", shared)
 
 
+def shared_fields_set(fields: frozenset[str]) -> set[str]:
+    """The shared set of these given fields (see ``share_fields_set``), for an object made
+    without validation."""
+    return _GIVEN.setdefault(fields, set(fields))
+
+
 def parse_timestamp(value: str) -> datetime:
     """Parse an RFC 3339 timestamp that carries a zone; raise ValueError otherwise."""
     match = _RFC3339.match(value)

@@ -700,7 +700,7 @@ def load_residency(
     def take(record: ResidencyRecord) -> None:
         checker.add(record)
         if keep is None or keep(record):
-            records.append(record)
+            records.append(record.share_fields())
 
     with paused_gc(lambda: len(records) > FREEZE_ABOVE):
         from policy_engine.residency.spread import read_spread  # (it reads with this module)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Literal, cast
+from typing import Annotated, Any, ClassVar, Literal, cast
 
-from pydantic import AwareDatetime, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, Field, model_validator
 
-from policy_engine.models.types import Strict
+from policy_engine.models.types import Strict, share_fields_set
 
 SCHEMA_VERSION: Literal[1] = 1
 
@@ -35,6 +36,10 @@ CostBasis = Literal["effective", "billed", "list"]
 
 class Cost(Strict):
     """Residency cost of the window in one currency."""
+
+    # Records are validated by the million and most are dropped once checked: the set of given
+    # fields is shared only for those kept (``share_fields``), not on every validation.
+    model_post_init: ClassVar[Callable[[BaseModel, Any], None]] = BaseModel.model_post_init
 
     total: Amount = Field(
         description="Full residency cost of the window: GPU plus CPU, memory, network, load balancers."
@@ -103,6 +108,8 @@ class ResidencyRecord(Strict):
         "'opencost:gpuHours'); 'source' names the adapter; 'fetched_at' when it was read.",
     )
 
+    model_post_init: ClassVar[Callable[[BaseModel, Any], None]] = BaseModel.model_post_init  # see Cost
+
     # Not fields: where the record was read and its source kind, kept in slots so that they
     # cost nothing to validate, stay out of the schema, dumps and equality (a copy drops them).
     __slots__ = ("read_from_", "source_kind_")
@@ -139,6 +146,14 @@ class ResidencyRecord(Strict):
         """The adapter that made the record: provenance 'source', else the common prefix."""
         kind = getattr(self, "source_kind_", None)
         return kind if isinstance(kind, str) else source_kind(self.provenance)
+
+    def share_fields(self) -> ResidencyRecord:
+        """Share the sets of given fields with records written alike (for records kept in
+        memory, see Cost); returns the record."""
+        share_fields_set(self)
+        if self.cost is not None:
+            share_fields_set(self.cost)
+        return self
 
     @property
     def hours(self) -> float:

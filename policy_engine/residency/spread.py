@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from typing import Any
 
+from policy_engine.models.types import shared_fields_set
 from policy_engine.parallel import can_fork, fork_pool
 from policy_engine.residency.native import (
     RESIDENCY_DIR,
@@ -90,7 +91,7 @@ def _read_file(shown: str, text: str, is_csv: bool, keep: Keep) -> Iterator[_Rea
     workers = min(os.cpu_count() or 1, 8)
     cuts = _cut(text, is_csv, workers * PARTS_PER_WORKER) if len(text) >= SPREAD_FROM else []
     if len(cuts) < 2 or workers < 2 or not can_fork():
-        yield _read(shown, text, 1, is_csv, keep)
+        yield _read(shown, text, 1, is_csv, keep, share=True)
         return
     global _file, _keep
     # The workers slice their part out of the text they inherit: nothing is copied here.
@@ -126,15 +127,18 @@ def _cut(text: str, is_csv: bool, count: int) -> list[tuple[int, int, int]]:
     return cuts
 
 
-def _read(shown: str, text: str, first_line: int, is_csv: bool, keep: Keep) -> _Read | None:
-    """One file, or part of one, read and checked on its own; None on any problem."""
+def _read(
+    shown: str, text: str, first_line: int, is_csv: bool, keep: Keep, *, share: bool = False
+) -> _Read | None:
+    """One file, or part of one, read and checked on its own; None on any problem. ``share``:
+    the kept records stay in this process (see ``ResidencyRecord.share_fields``)."""
     checker = RecordChecker()
     kept: list[ResidencyRecord] = []
 
     def take(record: ResidencyRecord) -> None:
         checker.add(record)
         if keep is None or keep(record):
-            kept.append(record)
+            kept.append(record.share_fields() if share else record)
 
     parse = parse_csv if is_csv else parse_jsonl
     _, errors = parse(text, shown, take, first_line)
@@ -193,7 +197,7 @@ def _unpack(packed: bytes) -> _Read:
     """The records of a part, made again without validating (the worker did), sharing their
     timestamps and their sets of given fields as the serial reader's records do."""
     items, given_sets, runs, currency = marshal.loads(packed)
-    sets = [set(fields) for fields in given_sets]
+    sets = [shared_fields_set(frozenset(fields)) for fields in given_sets]
     moments: dict[int, datetime] = {}
     new, assign = object.__new__, object.__setattr__
     records = []

@@ -108,3 +108,19 @@ def test_a_csv_with_quotes_is_not_cut() -> None:
     cuts = spread._cut(text, is_csv=True, count=3)
     assert [text[start:end] for start, end, _ in cuts] == ["0\n1\n2\n3\n", "4\n5\n6\n7\n", "8\n9\n"]
     assert [line for _, _, line in cuts] == [2, 6, 10]
+
+
+@pytest.mark.parametrize("spread_files", [False, True])
+def test_kept_records_share_their_sets_of_given_fields(
+    history: Path, monkeypatch: pytest.MonkeyPatch, spread_files: bool
+) -> None:
+    """Records are validated without sharing (most are dropped once checked); those kept, read
+    here or by workers, share one set per combination of given fields, as other models do."""
+    if spread_files:
+        monkeypatch.setattr(spread, "SPREAD_FROM", 1)
+        records = load_residency(DirectorySource(history), "", in_window(AS_OF))
+    else:
+        records = _serial(history, monkeypatch)
+    assert len({id(r.__pydantic_fields_set__) for r in records}) <= 4 < len(records)
+    costs = [r.cost for r in records if r.cost is not None]
+    assert len({id(c.__pydantic_fields_set__) for c in costs}) <= 2 < len(costs)
