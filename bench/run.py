@@ -1,12 +1,14 @@
 """Benchmark ``policy-engine check`` per portfolio size and CEL backend.
 
     python bench/run.py [--sizes 100,1000,10000,50000] [--backends cpp,python] [--out bench/out]
-                        [--python-max 10000] [--residency-max 1000]
+                        [--python-max 10000] [--residency-max 1000] [--repeat 3]
 
 For each size it generates a portfolio in the project's layout (bench/generate.py) and measures:
 
 - ``cold`` and ``warm``: the real CLI in a fresh process, first with an empty parse cache, then
-  with the cache filled by that first run; wall time and peak RSS of the process;
+  with the cache filled by that first run; wall time and peak RSS of the process. Each pair is
+  run ``--repeat`` times: the table shows the median and the range (this shared machine varies
+  by up to half from one minute to the next), peak RSS the largest;
 - the stages of the same pipeline in this process: import (in a fresh interpreter), load
   (parse + validate), compile, targets, evaluate, report;
 - two floors measured in the same run: the bare cel-expr-python loop over the same compiled
@@ -28,7 +30,7 @@ import gc
 import json
 import os
 import platform
-import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -68,9 +70,12 @@ def cli_run(root: Path, backend: str, cache: Path) -> tuple[float, float]:
         _, status, usage = os.wait4(process.pid, 0)
         elapsed = time.perf_counter() - start
         process.returncode = code = os.waitstatus_to_exitcode(status)
+        errors.seek(0)
+        said = errors.read().decode(errors="replace")
         if code not in (0, 1):
-            errors.seek(0)
-            raise SystemExit(f"check failed ({code}): {errors.read().decode(errors='replace')}")
+            raise SystemExit(f"check failed ({code}): {said}")
+        if said.strip():  # e.g. a cache it refused: the run would not measure what it says
+            raise SystemExit(f"check wrote to stderr: {said}")
     return elapsed, usage.ru_maxrss / 1024
 
 
@@ -205,17 +210,30 @@ def parsing_floor(root: Path) -> float:
     return time.perf_counter() - start
 
 
-def measure(out: Path, root: Path, size: int, backend: str, records: int, imports: float) -> dict[str, Any]:
-    cache = out / f"cache-{root.name}-{backend}"
-    shutil.rmtree(cache, ignore_errors=True)
-    cold, rss = cli_run(root, backend, cache)
-    warm, _ = cli_run(root, backend, cache)
+def measure(root: Path, size: int, backend: str, records: int, imports: float, repeat: int) -> dict[str, Any]:
+    """One row: ``repeat`` cold runs, each followed by a warm one (so both are measured in the
+    same minutes), reported as the median and the range; peak RSS is the largest seen."""
+    colds: list[float] = []
+    warms: list[float] = []
+    rss = 0.0
+    for _ in range(repeat):
+        # Outside any repository: the CLI refuses a parse cache inside the portfolio's (as it
+        # would be under bench/out), and a warm run would then be a cold one.
+        with tempfile.TemporaryDirectory(prefix="policy-engine-bench-") as cache:
+            cold, cold_rss = cli_run(root, backend, Path(cache))
+            warm, warm_rss = cli_run(root, backend, Path(cache))
+        colds.append(cold)
+        warms.append(warm)
+        rss = max(rss, cold_rss, warm_rss)
+    cold, warm = statistics.median(colds), statistics.median(warms)
     row: dict[str, Any] = {
         "versions": size,
         "residency records": records,
         "backend": backend,
         "cold_s": round(cold, 3),
         "warm_s": round(warm, 3),
+        "cold_range": [round(min(colds), 3), round(max(colds), 3)],
+        "warm_range": [round(min(warms), 3), round(max(warms), 3)],
         "ms_per_version": round(cold / size * 1000, 3),
         "peak_rss_mb": round(rss),
         "import": round(imports, 3),
@@ -223,7 +241,11 @@ def measure(out: Path, root: Path, size: int, backend: str, records: int, import
     }
     if "evaluate floor" in row:
         row["evaluate / floor"] = round(row["evaluate"] / row["evaluate floor"], 2)
-    print(f"  {root.name} {backend}: cold {cold:.2f}s warm {warm:.2f}s rss {rss:.0f} MB", file=sys.stderr)
+    print(
+        f"  {root.name} {backend}: cold {_cell(row, 'cold_s')}s warm {_cell(row, 'warm_s')}s "
+        f"rss {rss:.0f} MB",
+        file=sys.stderr,
+    )
     return row
 
 
@@ -238,6 +260,9 @@ def main() -> None:
         "--residency-max", type=int, default=1000, help="largest size also run with 90 days of residency"
     )
     parser.add_argument("--out", type=Path, default=Path("bench/out"))
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="cold and warm runs per row (median and range shown)"
+    )
     parser.add_argument("--stages", type=Path, help=argparse.SUPPRESS)  # one stage run, as JSON
     args = parser.parse_args()
     if args.stages is not None:
@@ -256,7 +281,7 @@ def main() -> None:
             for backend in backends:
                 if backend == "python" and size > args.python_max:
                     continue
-                rows.append(measure(args.out, root, size, backend, records, imports))
+                rows.append(measure(root, size, backend, records, imports, max(1, args.repeat)))
     headers = [
         "versions",
         "residency records",
@@ -280,8 +305,17 @@ def main() -> None:
     print("| " + " | ".join(headers) + " |")
     print("|" + "---:|" * len(headers))
     for row in rows:
-        print("| " + " | ".join(str(row.get(h, "–")) for h in headers) + " |")
+        print("| " + " | ".join(_cell(row, h) for h in headers) + " |")
     (args.out / "results.json").write_text(json.dumps(rows, indent=2) + "\n")
+
+
+def _cell(row: dict[str, Any], header: str) -> str:
+    """A table cell: cold and warm times with their range when runs were repeated."""
+    value = row.get(header, "–")
+    low_high = row.get(header.replace("_s", "_range")) if header in ("cold_s", "warm_s") else None
+    if low_high and low_high[0] != low_high[1]:
+        return f"{value} ({low_high[0]}–{low_high[1]})"
+    return str(value)
 
 
 if __name__ == "__main__":
