@@ -81,7 +81,7 @@ def _in_process(
 
 def _weight(entry: ModelEntry) -> int:
     """How many targets a model file makes: itself, and its versions' deployments and sign-offs."""
-    return 1 + sum(1 + len(v.deployments) + len(v.signoffs) for v in entry.model.versions)
+    return entry.summary.targets
 
 
 _NOT_APPLICABLE = "not applicable (match is false)"

@@ -8,6 +8,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from policy_engine.errors import InputError, InputErrors
+from policy_engine.factcache import known_summary, remember_summary
+from policy_engine.filefacts import FileSummary, summarize
 from policy_engine.models.config import ConfigFile
 from policy_engine.models.portfolio import ExceptionsFile, ModelFile, PortfolioFile
 from policy_engine.parallel import parse_all
@@ -22,10 +24,48 @@ MODELS_DIR = "models"
 YAML_SUFFIXES = (".yaml", ".yml")
 
 
-@dataclass(frozen=True, slots=True)
 class ModelEntry:
-    model: ModelFile
-    source: SourceMap
+    """One model file: its source map, what the rest of the portfolio needs of it
+    (``summary``), and its validated model.
+
+    A file whose content an earlier run validated (its summary is in the cache, see
+    ``factcache``) is not validated again unless its model is asked for: a run on unchanged
+    files usually never asks (its targets come from cached material too).
+    """
+
+    __slots__ = ("_data", "_model", "_summary", "key", "source")
+
+    def __init__(
+        self,
+        model: ModelFile | None,
+        source: SourceMap,
+        *,
+        key: str = "",
+        data: Any = None,
+        summary: FileSummary | None = None,
+    ) -> None:
+        self.source = source
+        # The content key the cached facts of this entry are filed under; empty when the model
+        # is not exactly its file's content (a pull request's merge of head and base).
+        self.key = key
+        self._model = model
+        self._data = data  # the parsed file, validated on first use when ``model`` is None
+        self._summary = summary
+
+    @property
+    def model(self) -> ModelFile:
+        if self._model is None:
+            document, problems = validate(ModelFile, self._data, self.source)
+            if document is None:  # the cached summary said valid: a cache from other code
+                raise InputErrors(problems)
+            self._model, self._data = document, None
+        return self._model
+
+    @property
+    def summary(self) -> FileSummary:
+        if self._summary is None:
+            self._summary = summarize(self.model)
+        return self._summary
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,10 +176,16 @@ def _load_models(files: FileSource, prefix: str, errors: list[InputError]) -> li
         if not isinstance(data, dict):
             errors.append(InputError(shown, 1, 1, "top level is not a mapping", "$", "a YAML mapping"))
             continue
+        summary = known_summary(source.content_key)
+        if summary is not None:  # validated by an earlier run: validated again only if needed
+            models.append(ModelEntry(None, source, key=source.content_key, data=data, summary=summary))
+            continue
         document, problems = validate(ModelFile, data, source)
         errors.extend(problems)
         if document is not None:
-            models.append(ModelEntry(document, source))
+            entry = ModelEntry(document, source, key=source.content_key)
+            remember_summary(entry.key, entry.summary)
+            models.append(entry)
     return models
 
 
@@ -149,29 +195,29 @@ def _identity_errors(models: list[ModelEntry], exceptions: tuple[Any, SourceMap]
     seen_models: dict[str, str] = {}
     seen_deployments: dict[str, str] = {}
     for entry in models:
-        model, source = entry.model, entry.source
-        if model.id in seen_models:
+        model, source = entry.summary, entry.source
+        if model.model_id in seen_models:
             errors.append(
                 source.error(
                     ("id",),
-                    f"model id {model.id!r} is also defined in {seen_models[model.id]}",
+                    f"model id {model.model_id!r} is also defined in {seen_models[model.model_id]}",
                     "each model id in exactly one file",
                 )
             )
-        seen_models.setdefault(model.id, source.file)
+        seen_models.setdefault(model.model_id, source.file)
         versions: set[str] = set()
         for vi, version in enumerate(model.versions):
             if version.version in versions:
                 errors.append(
                     source.error(
                         ("versions", vi, "version"),
-                        f"version {version.version!r} of {model.id} is listed twice",
+                        f"version {version.version!r} of {model.model_id} is listed twice",
                         "each version once",
                     )
                 )
             versions.add(version.version)
             for di, deployment in enumerate(version.deployments):
-                where = f"{model.id}@{version.version}"
+                where = f"{model.model_id}@{version.version}"
                 if deployment.id in seen_deployments:
                     errors.append(
                         source.error(

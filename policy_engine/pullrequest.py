@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from policy_engine.commands.check import CheckOptions, Inputs, build_check_report, load_all, load_measured
-from policy_engine.digestcache import file_digests
 from policy_engine.engine import Facts
 from policy_engine.errors import ExitCode, InputError, InputErrors, UsageError, printable
+from policy_engine.factcache import cached_material
 from policy_engine.gitrepo import FETCH_HINT, GitRepo, GitTreeSource
 from policy_engine.history import (
     StageHistory,
@@ -132,7 +132,7 @@ def _plain_report(options: CheckOptions, session: Session, reviews: list[Review]
     loaded = load_all(options.load)
     head = session.repo.head()
     summaries = Summaries(session.repo.blob)
-    targets = build_targets(loaded.portfolio, digests=file_digests)
+    targets = build_targets(loaded.portfolio, materials=cached_material)
     history: dict[str, dict[str, Any]] = {}
     if options.git.history:
         committed, _ = stage_history(
@@ -204,8 +204,8 @@ def _pull_request_report(
     )
     base_pf, head_pf = sides["base"], sides["head"]
     base_loaded = dataclasses.replace(loaded, portfolio=base_pf)
-    head_targets = build_targets(loaded.portfolio, digests=file_digests)
-    base_targets = build_targets(base_pf, digests=file_digests)
+    head_targets = build_targets(loaded.portfolio, materials=cached_material)
+    base_targets = build_targets(base_pf, materials=cached_material)
 
     old, change = target_changes(base_pf, head_pf, base_targets, head_targets)
     approvers, roles = _rules_approvals(session, revs, loaded.portfolio, reviews)

@@ -16,14 +16,14 @@ from typing import Any, NamedTuple
 
 from pydantic import BaseModel
 
-from policy_engine.digest import version_digest
+from policy_engine.filefacts import DeploymentSummary, Material, VersionMaterial, material
 from policy_engine.loading import ModelEntry, Portfolio
-from policy_engine.models.portfolio import Deployment, ModelFile, PortfolioFile, Version
+from policy_engine.models.portfolio import PortfolioFile
 from policy_engine.yamlsource import Path as YamlPath
 from policy_engine.yamlsource import SourceMap
 
 SERVING_STAGES = ("canary", "production", "deprecated")
-Digests = Callable[[ModelFile, SourceMap], list[str]]  # a file's version digests, in order
+Materials = Callable[[ModelEntry], Material]  # a model file's material (``filefacts``)
 MODEL_FILE_SCOPES = ("model", "version", "deployment", "signoff")  # one model file's own targets
 
 
@@ -63,7 +63,7 @@ class TargetSet:
         assert self.maker is not None, "deferred model files without a maker"
         made: list[Target] = []
         for entry in entries:
-            self.maker.add_model(made.append, entry.model, entry.source)
+            self.maker.add_model(made.append, entry)
         return made
 
     def all(self) -> list[Target]:
@@ -174,16 +174,16 @@ def _fill(data: dict[str, Any], model: type[BaseModel]) -> None:
 # ---------------------------------------------------------------------------- derived fields
 
 
-def deployment_floor(deployment: Deployment, head: PortfolioFile) -> float | None:
+def deployment_floor(deployment: DeploymentSummary, head: PortfolioFile) -> float | None:
     """Monthly cost of the warm floor: replicas.min × (GPUs × rate + overhead) × hours."""
-    if deployment.scale_to_zero or deployment.replicas.min == 0:
+    if not deployment.warm:
         return 0.0
-    rate = head.rates.gpu_hour.get(deployment.accelerator.type)
+    rate = head.rates.gpu_hour.get(deployment.accelerator_type)
     if rate is None:
         return None
     hours = head.portfolio.hours_per_month
-    per_replica = deployment.accelerator.count * rate + head.rates.overhead_per_replica_hour
-    return round(deployment.replicas.min * per_replica * hours, 2)
+    per_replica = deployment.accelerator_count * rate + head.rates.overhead_per_replica_hour
+    return round(deployment.replicas_min * per_replica * hours, 2)
 
 
 def _sum(values: list[float | None]) -> float | None:
@@ -205,7 +205,7 @@ def build_targets(
     *,
     consume: bool = False,
     defer: bool = False,
-    digests: Digests | None = None,
+    materials: Materials | None = None,
 ) -> TargetSet:
     """Every target of every scope, with its CEL data and source location.
 
@@ -213,8 +213,8 @@ def build_targets(
     the list as their targets are made, so each file's validated model is freed once its
     targets exist (on a large portfolio this roughly halves the peak memory of a run).
     ``defer``: the model files' own targets are left to ``TargetSet.made_from`` (the portfolio,
-    endpoints and exceptions, which span files, are made here). ``digests``: each file's
-    version digests (default: computed; ``digestcache`` remembers them).
+    endpoints and exceptions, which span files, are made here). ``materials``: each file's
+    material (default: computed; ``factcache`` remembers it by the file's content).
     """
     head = portfolio.portfolio
     shared = {
@@ -234,10 +234,11 @@ def build_targets(
 
     versions_by_key: dict[tuple[str, str], _Known] = {}
     for entry in portfolio.models:
-        for version in entry.model.versions:
+        summary = entry.summary
+        for version in summary.versions:
             floors = [deployment_floor(d, head) for d in version.deployments]
-            versions_by_key[(entry.model.id, version.version)] = _Known(version.stage, _sum(floors), floors)
-    maker = ModelTargets(head, versions_by_key, digests or computed_digests)
+            versions_by_key[(summary.model_id, version.version)] = _Known(version.stage, _sum(floors), floors)
+    maker = ModelTargets(head, versions_by_key, materials or computed_material)
     endpoints = _endpoints(portfolio.models)
 
     if defer:
@@ -250,7 +251,7 @@ def build_targets(
             portfolio.models.clear()
         while entries:
             entry = entries.popleft()
-            maker.add_model(targets.add, entry.model, entry.source)
+            maker.add_model(targets.add, entry)
     for (name, region), data in sorted(endpoints.items()):
         source, path = data.pop("_where")
         targets.add(Target(f"endpoint:{name}@{region}", "endpoint", {"endpoint": data}, source, path))
@@ -273,7 +274,7 @@ def _endpoints(entries: list[ModelEntry]) -> dict[tuple[str, str], dict[str, Any
     """Serving deployments grouped by (endpoint, region), with their traffic summed."""
     endpoints: dict[tuple[str, str], dict[str, Any]] = {}
     for entry in entries:
-        model, source = entry.model, entry.source
+        model, source = entry.summary, entry.source
         for vi, version in enumerate(model.versions):
             if version.stage not in SERVING_STAGES:
                 continue
@@ -294,7 +295,7 @@ def _endpoints(entries: list[ModelEntry]) -> dict[tuple[str, str], dict[str, Any
                 group["deployments"].append(
                     {
                         "id": deployment.id,
-                        "version": f"{model.id}@{version.version}",
+                        "version": f"{model.model_id}@{version.version}",
                         "stage": version.stage,
                         "traffic_percent": deployment.traffic_percent,
                     }
@@ -304,44 +305,43 @@ def _endpoints(entries: list[ModelEntry]) -> dict[tuple[str, str], dict[str, Any
 
 @dataclass(frozen=True, slots=True)
 class ModelTargets:
-    """Makes one model file's targets; what it needs from the rest of the portfolio is
-    gathered first (each version's stage and warm floor)."""
+    """Makes one model file's targets from its material (``filefacts``); what they need from
+    the rest of the portfolio is gathered first (each version's stage and warm floor)."""
 
     head: PortfolioFile
     versions_by_key: dict[tuple[str, str], _Known]
-    digests: Digests
+    materials: Materials
 
-    def add_model(self, add: Callable[[Target], None], model: ModelFile, source: SourceMap) -> None:
+    def add_model(self, add: Callable[[Target], None], entry: ModelEntry) -> None:
         versions_by_key = self.versions_by_key
-        digests = self.digests(model, source)
-        model_data = plain_model(model)
+        source = entry.source
+        found = self.materials(entry)
+        model_data = found.data
+        model_id: str = model_data["id"]
         versions_data = model_data.pop("versions")
-        floors = [versions_by_key[(model.id, v.version)].floor for v in model.versions]
-        model_data["floor_monthly"] = _sum(floors)
-        model_data["version_count"] = len(model.versions)
+        known_versions = [versions_by_key[(model_id, v["version"])] for v in versions_data]
+        model_data["floor_monthly"] = _sum([known.floor for known in known_versions])
+        model_data["version_count"] = len(versions_data)
         if model_data["floor_monthly"] is None:
             del model_data["floor_monthly"]
-        at = source.locate
         add(
             Target(
-                model.id,
+                model_id,
                 "model",
                 {"model": model_data},
                 source,
                 ("id",),
-                model=model.id,
-                position=at(("id",)),
+                model=model_id,
+                position=found.position,
             )
         )
 
-        for vi, version in enumerate(model.versions):
-            vid = f"{model.id}@{version.version}"
-            data = versions_data[vi]
-            deployments = data["deployments"]
-            known = versions_by_key[(model.id, version.version)]
-            _derive_version(
-                data, version, digests[vi], model, known.floor, versions_by_key, self.head.rates.gpu_hour
-            )
+        for vi, (data, own, known) in enumerate(
+            zip(versions_data, found.versions, known_versions, strict=True)
+        ):
+            version_id: str = data["version"]
+            vid = f"{model_id}@{version_id}"
+            _derive_version(data, own, model_id, known, versions_by_key, self.head.rates.gpu_hour)
             vpath: YamlPath = ("versions", vi)
             add(
                 Target(
@@ -350,57 +350,53 @@ class ModelTargets:
                     {"model": model_data, "version": data},
                     source,
                     vpath,
-                    position=at(vpath),
-                    model=model.id,
-                    version=version.version,
+                    position=own.position,
+                    model=model_id,
+                    version=version_id,
                 )
             )
-            for di, deployment in enumerate(version.deployments):
-                ddata = deployments[di]
+            for di, ddata in enumerate(data["deployments"]):
                 dfloor = known.deployment_floors[di]
                 if dfloor is not None:
                     ddata["floor_monthly"] = dfloor
-                ddata["warm"] = not deployment.scale_to_zero and deployment.replicas.min > 0
-                dpath: YamlPath = (*vpath, "deployments", di)
+                ddata["warm"] = own.deployments_warm[di]
                 add(
                     Target(
-                        f"{vid}/{deployment.id}",
+                        f"{vid}/{ddata['id']}",
                         "deployment",
                         {"model": model_data, "version": data, "deployment": ddata},
                         source,
-                        dpath,
-                        position=at(dpath),
-                        model=model.id,
-                        version=version.version,
-                        deployment=deployment.id,
+                        (*vpath, "deployments", di),
+                        position=own.deployment_positions[di],
+                        model=model_id,
+                        version=version_id,
+                        deployment=ddata["id"],
                     )
                 )
-            for si, signoff in enumerate(version.signoffs):
-                spath: YamlPath = (*vpath, "signoffs", si)
+            for si, signoff in enumerate(data["signoffs"]):
                 add(
                     Target(
-                        f"{vid}/signoff:{signoff.role}:{signoff.by}",
+                        f"{vid}/signoff:{signoff['role']}:{signoff['by']}",
                         "signoff",
-                        {"model": model_data, "version": data, "signoff": data["signoffs"][si]},
+                        {"model": model_data, "version": data, "signoff": signoff},
                         source,
-                        spath,
-                        position=at(spath),
-                        model=model.id,
-                        version=version.version,
+                        (*vpath, "signoffs", si),
+                        position=own.signoff_positions[si],
+                        model=model_id,
+                        version=version_id,
                     )
                 )
 
 
-def computed_digests(model: ModelFile, source: SourceMap) -> list[str]:
-    return [version_digest(v) for v in model.versions]
+def computed_material(entry: ModelEntry) -> Material:
+    return material(entry.model, entry.source, plain_model(entry.model))
 
 
 def _derive_version(
     data: dict[str, Any],
-    version: Version,
-    digest: str,
-    model: ModelFile,
-    floor: float | None,
+    own: VersionMaterial,
+    model_id: str,
+    known: _Known,
     versions_by_key: dict[tuple[str, str], _Known],
     rates: dict[str, float],
 ) -> None:
@@ -409,36 +405,28 @@ def _derive_version(
     priced), ``warm_replicas``, ``warm_gpus``, ``max_replicas_per_region``,
     ``unpriced_accelerators``, ``incumbent_stage`` / ``incumbent_floor_monthly`` (canary and
     shadow), ``fallback_primary_stage`` (fallback) and ``signoff_roles``."""
-    data["id"] = f"{model.id}@{version.version}"
-    data["model_id"] = model.id
-    data["digest"] = digest
+    data["id"] = f"{model_id}@{data['version']}"
+    data["model_id"] = model_id
+    data["digest"] = own.digest
     if "requested_stage" not in data:
-        data["requested_stage"] = version.stage
-    if floor is not None:
-        data["floor_monthly"] = floor
-    warm = [d for d in version.deployments if not d.scale_to_zero and d.replicas.min > 0]
-    data["warm_replicas"] = sum(d.replicas.min for d in warm)
-    data["warm_gpus"] = sum(d.replicas.min * d.accelerator.count for d in warm)
-    data["max_replicas_per_region"] = min((d.replicas.max for d in version.deployments), default=0)
+        data["requested_stage"] = data["stage"]
+    if known.floor is not None:
+        data["floor_monthly"] = known.floor
+    data["warm_replicas"] = own.warm_replicas
+    data["warm_gpus"] = own.warm_gpus
+    data["max_replicas_per_region"] = own.max_replicas_per_region
     # Accelerator types of warm deployments with no rates.gpu_hour entry; while any is listed,
     # the version has no floor_monthly.
-    unpriced = {d.accelerator.type for d in warm if d.accelerator.type not in rates}
-    data["unpriced_accelerators"] = sorted(unpriced)
+    data["unpriced_accelerators"] = [t for t in own.warm_accelerators if t not in rates]
     # The version a canary or shadow is tested against: its stage when it is in the portfolio,
     # and its warm floor when every accelerator it uses is priced.
-    incumbent = (
-        version.canary.of_version
-        if version.canary
-        else (version.shadow.of_version if version.shadow else None)
-    )
-    if incumbent is not None:
-        found = versions_by_key.get((model.id, incumbent))
+    if own.incumbent is not None:
+        found = versions_by_key.get((model_id, own.incumbent))
         if found is not None:
             data["incumbent_stage"] = found.stage
             if found.floor is not None:
                 data["incumbent_floor_monthly"] = found.floor
-    if version.fallback is not None:
-        ref = version.fallback.for_version
-        primary = versions_by_key.get((ref.model, ref.version))
+    if own.fallback_for is not None:
+        primary = versions_by_key.get(own.fallback_for)
         data["fallback_primary_stage"] = primary.stage if primary else ""
-    data["signoff_roles"] = sorted({s.role for s in version.signoffs})
+    data["signoff_roles"] = own.signoff_roles

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from policy_engine.cel import Backend, CelCompileError, Checker, create_backend
-from policy_engine.digestcache import file_digests
 from policy_engine.engine import Context, Facts, FailOn, Settings, enforcement_level, evaluate
 from policy_engine.errors import ExitCode, InputError, InputErrors, json_path
+from policy_engine.factcache import cached_material
 from policy_engine.loading import Portfolio, load_portfolio
 from policy_engine.models.report import Override, Report
 from policy_engine.models.types import format_timestamp
@@ -265,7 +265,7 @@ def build_check_report(
     facts = with_measured(facts, loaded, options.as_of)
     if release and loaded.residency:
         loaded.residency.clear()  # aggregated into ``facts``; the records themselves are done
-    targets = build_targets(loaded.portfolio, consume=release, defer=True, digests=file_digests)
+    targets = build_targets(loaded.portfolio, consume=release, defer=True, materials=cached_material)
     outcome = evaluate(
         targets,
         loaded.policies,
