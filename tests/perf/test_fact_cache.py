@@ -100,7 +100,9 @@ def test_an_edited_file_is_validated_and_converted_again(
     with pytest.raises(InputErrors) as raised:
         load_portfolio(DirectorySource(portfolio))
     [error] = raised.value.errors
-    assert error.file == EDITED and "prodution" in error.message and error.line > 1
+    assert error.file == EDITED
+    assert "prodution" in error.message
+    assert error.line > 1
 
 
 def test_a_model_known_valid_is_validated_when_asked_for(portfolio: Path, cache: None) -> None:
@@ -122,7 +124,9 @@ def test_a_merged_model_is_not_taken_for_its_file(portfolio: Path, cache: None) 
     edited = base_root / EDITED
     text = edited.read_text(encoding="utf-8")
     assert "entry_criteria:" in text
-    edited.write_text(text.replace("answer_correctness, min: 0.82", "answer_correctness, min: 0.5"), encoding="utf-8")
+    edited.write_text(
+        text.replace("answer_correctness, min: 0.82", "answer_correctness, min: 0.5"), encoding="utf-8"
+    )
     merged = merge(load_portfolio(DirectorySource(base_root)), head)
     assert all(isinstance(e, ModelEntry) and e.key == "" for e in merged.models)
     cached = build_targets(merged, materials=cached_material).all()

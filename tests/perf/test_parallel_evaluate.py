@@ -107,3 +107,43 @@ def test_waivers_are_counted_once_however_the_work_is_split(
     assert counted(one_unit_per_piece) == expected
     monkeypatch.setattr(parallel, "EVALUATE_FROM", 2)
     assert counted(parallel.fork_runner(2)) == expected  # two workers, many pieces each
+
+
+def test_findings_travel_whole_and_keep_their_shared_location() -> None:
+    """Findings come back from workers pickled by value (``_Out.__reduce__``): equal, with the
+    fields they were given, the same class, and one location object per target still shared."""
+    import pickle
+
+    from policy_engine.models.report import Finding, Location
+
+    where = Location(file="models/a.yaml", line=3, column=5, json_path="$.versions[0]")
+    common = {"policy_id": "p", "target": "a@1", "severity": "error", "enforcement": "soft"}
+    findings = [
+        Finding(
+            fingerprint="0" * 16,
+            validation="0",
+            status="fail",
+            blocking=True,
+            message="m",
+            location=where,
+            values={"days": 3.5, "nested": {"k": [1, "x"]}},
+            **common,
+        ),
+        Finding(
+            fingerprint="1" * 16,
+            validation="1",
+            status="skip",
+            blocking=False,
+            message="s",
+            location=where,
+            skip_reason="why",
+            **common,
+        ),
+    ]
+    back = pickle.loads(pickle.dumps(findings, protocol=pickle.HIGHEST_PROTOCOL))
+    assert back == findings
+    assert [f.model_dump_json() for f in back] == [f.model_dump_json() for f in findings]
+    assert [f.model_fields_set for f in back] == [f.model_fields_set for f in findings]
+    assert back[0].location is back[1].location
+    assert type(back[0]) is Finding
+    assert type(back[0].location) is Location
