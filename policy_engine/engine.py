@@ -190,20 +190,24 @@ def evaluate(
         rows = [_target_data(target, base, facts, extra) for target in chunk]
         runnables = _runnables(scoped, rows)
         decisions = _decide(fusions.get(scope), rows, runnables, len(scoped), base)
+        keep_all = settings.keep_all
+        skipped = passed = 0
         for target, data, runnable, decided in zip(chunk, rows, runnables, decisions, strict=True):
-            activation = _Once(partial(backend.activation, data))
-            # One location per target, shared by its findings (frozen, so safe to share).
-            where = _Once(partial(_location, target))
+            activation = where = None
             for index, policy in enumerate(scoped):
                 decision = decided[index]
                 # Unlisted passes and skips are only counted: the common case costs no findings.
-                if not settings.keep_all:
+                if not keep_all:
                     if not runnable[index] or (decision is not None and not decision.applies):
-                        part.by_status["skip"] += counts[index]
+                        skipped += counts[index]
                         continue
-                    if decision is not None and not any(decision.results):
-                        part.by_status["pass"] += counts[index]
+                    if decision is not None and not decision.failed:
+                        passed += counts[index]
                         continue
+                if activation is None or where is None:
+                    activation = _Once(partial(backend.activation, data))
+                    # One location per target, shared by its findings (frozen, so safe to share).
+                    where = _Once(partial(_location, target))
                 found = _evaluate_policy(
                     policy, target, data, activation, where, backend, settings, waivers, decision
                 )
@@ -215,6 +219,10 @@ def evaluate(
                     if finding.status in ("fail", "error"):
                         part.by_severity[finding.severity] += 1
                     part.findings.append(finding)
+        if skipped:
+            part.by_status["skip"] += skipped
+        if passed:
+            part.by_status["pass"] += passed
         return part
 
     # Every scope but the ledger is split across workers in one go; the ledger runs last, here,

@@ -95,6 +95,7 @@ class Decision:
     # Per validation: [] when it passes, else [its message] ([false] without a messageExpression).
     results: list[list[Any]]
     values: list[Any]  # the policy's variable values, when a validation failed; else []
+    failed: bool = False  # any validation failed (its results not all [])
 
 
 _NOT_APPLICABLE = Decision(False, [], [])
@@ -190,16 +191,18 @@ class Fusion:
                     self._decide(indices[:half], rows, only, varying, out)
                     self._decide(indices[half:], rows, only, varying, out)
                 continue
+            passed = self._passed
             for row_index, decided in zip(indices, value, strict=True):
                 if not (isinstance(decided, list) and len(decided) == len(members)):
                     continue
+                row = out[row_index]
                 for member, result in zip(members, decided, strict=True):
-                    out[row_index][member] = self._decision(member, result)
+                    # Most verdicts are passes: one comparison, no call.
+                    verdict = passed[member]
+                    row[member] = verdict if result == verdict.results else self._decision(member, result)
 
     def _decision(self, member: int, result: Any) -> Decision | None:
-        passed = self._passed[member]
-        if result == passed.results:  # the common case, decided by one comparison
-            return passed
+        """A verdict that is not a plain pass (the caller answers those)."""
         policy = self._policies[member]
         count = len(policy.validations)
         if not isinstance(result, list):
@@ -218,7 +221,7 @@ class Fusion:
                 return None
         elif len(result) != count:
             return None
-        return Decision(True, items, values)
+        return Decision(True, items, values, failed=any(items))
 
     def _compiled(self, runnable: tuple[bool, ...], varying: tuple[str, ...]) -> list[tuple[list[int], Any]]:
         key = (runnable, varying)
