@@ -369,6 +369,7 @@ def _evaluate_policy(
     """The findings of one policy on one target; ``decision``, when the fused call gave one,
     replaces evaluating its expressions one by one. ``activation`` and ``location`` give the
     target's activation and location, made on first use."""
+    policy_id = policy.id
     severity: Any = policy.policy.severity
     level = enforcement_level(policy, settings.context)
     # The policy's evaluation budget on this target (like a Kubernetes CEL budget per binding):
@@ -381,12 +382,12 @@ def _evaluate_policy(
             return status  # listed only with --all; building the finding would be wasted work
         exception_id = None
         if status == "fail" and level != "hard":
-            exception_id = waivers.find(policy.id, target.id, activation, backend)
+            exception_id = waivers.find(policy_id, target.id, activation, backend)
             if exception_id is not None:
                 status = "waived"
-        return Finding(
-            fingerprint=fingerprint(policy.id, target.id, validation.key),
-            policy_id=policy.id,
+        return Finding.made(
+            fingerprint=fingerprint(policy_id, target.id, validation.key),
+            policy_id=policy_id,
             validation=validation.key,
             target=target.id,
             model=target.model,
@@ -536,7 +537,7 @@ def _params(policy: CompiledPolicy) -> dict[str, Any]:
     return {f"params.{name}": policy.policy.params.get(name) for name in policy.params_used}
 
 
-_AS_IS = frozenset({str, int, bool, type(None)})
+_AS_IS = frozenset({str, int, float, bool, type(None)})
 
 
 def _jsonable(value: Any) -> Any:
@@ -552,8 +553,6 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, dict):
         # CEL maps come back in hash order, which varies between runs: sort for stable reports.
         return {str(k): _jsonable(v) for k, v in sorted(value.items(), key=lambda item: str(item[0]))}
-    if isinstance(value, float) and value.is_integer():
-        return value
     return value
 
 
@@ -561,4 +560,4 @@ def _location(target: Target) -> Location:
     if target.source is None:
         return Location()
     line, column = target.position or target.source.locate(target.path)
-    return Location(file=target.source.file, line=line, column=column, json_path=json_path(target.path))
+    return Location.made(file=target.source.file, line=line, column=column, json_path=json_path(target.path))

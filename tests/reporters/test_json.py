@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
-from policy_engine.models.report import Finding, Override, Report
+from policy_engine.models.report import Finding, Location, Override, Report
 from policy_engine.reporters import json_
 
 FindingFactory = Callable[..., Finding]
@@ -40,3 +41,50 @@ def test_a_findings_key_inside_a_setting_is_left_alone(
     odd = Override(policy_id="p.x", setting="params.shape", default={"findings": []}, value={}, source="x")
     report = report.model_copy(update={"overrides": [odd, *report.overrides]})
     assert "".join(json_.render(report)) == report.model_dump_json(indent=2) + "\n"
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        {},  # every default
+        {"file": "models/a.yaml", "line": 3, "column": 5, "json_path": "$.versions[0]"},
+    ],
+)
+def test_a_location_made_without_validation_is_the_validated_one(given: dict[str, Any]) -> None:
+    made, validated = Location.made(**given), Location(**given)
+    assert made == validated
+    assert made.model_dump_json() == validated.model_dump_json()
+    assert made.model_fields_set == validated.model_fields_set
+
+
+def test_a_finding_made_without_validation_is_the_validated_one() -> None:
+    given: dict[str, Any] = {
+        "fingerprint": "0" * 16,
+        "policy_id": "signoff.expiry",
+        "validation": "0",
+        "target": "a@1/signoff:ml:bob",
+        "model": "a",
+        "version": "1",
+        "status": "fail",
+        "severity": "warning",
+        "enforcement": "soft",
+        "blocking": False,
+        "message": "ml sign-off by bob expired",
+        "values": {"params.warn_days": 30, "days_left": -3.5},
+        "location": Location(file="models/a.yaml", line=3),
+    }
+    made, validated = Finding.made(**given), Finding(**given)
+    assert made == validated
+    assert made.model_dump_json() == validated.model_dump_json()
+    assert made.model_fields_set == validated.model_fields_set
+    # Defaults made by a factory are fresh for each object, as pydantic makes them.
+    bare = {k: v for k, v in given.items() if k not in ("values", "location")}
+    one, two = Finding.made(**bare), Finding.made(**bare)
+    assert one == Finding(**bare)
+    assert one.values == {}
+    assert one.values is not two.values
+    # What validation would refuse by name is still refused.
+    with pytest.raises(TypeError, match="unknown fields \\['colour'\\]"):
+        Finding.made(**given, colour="red")
+    with pytest.raises(TypeError, match="missing fields \\['message'\\]"):
+        Finding.made(**{k: v for k, v in given.items() if k != "message"})
