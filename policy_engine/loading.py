@@ -15,7 +15,7 @@ from policy_engine.models.portfolio import ExceptionsFile, ModelFile, PortfolioF
 from policy_engine.parallel import parse_all
 from policy_engine.sources import FileSource
 from policy_engine.validation import validate
-from policy_engine.yamlsource import SourceMap, YamlError, decode, parse
+from policy_engine.yamlsource import SourceMap, Unread, YamlError, decode, parse
 
 PORTFOLIO_FILE = "portfolio.yaml"
 EXCEPTIONS_FILE = "exceptions.yaml"
@@ -49,13 +49,19 @@ class ModelEntry:
         # is not exactly its file's content (a pull request's merge of head and base).
         self.key = key
         self._model = model
-        self._data = data  # the parsed file, validated on first use when ``model`` is None
+        self._data = data  # the parsed file (maybe ``Unread``), validated when ``model`` is None
         self._summary = summary
 
     @property
     def model(self) -> ModelFile:
         if self._model is None:
-            document, problems = validate(ModelFile, self._data, self.source)
+            data = self._data
+            if isinstance(data, Unread):
+                try:
+                    data = data.value()
+                except YamlError as exc:
+                    raise InputErrors([exc.error]) from None
+            document, problems = validate(ModelFile, data, self.source)
             if document is None:  # the cached summary said valid: a cache from other code
                 raise InputErrors(problems)
             self._model, self._data = document, None
@@ -173,12 +179,18 @@ def _load_models(files: FileSource, prefix: str, errors: list[InputError]) -> li
             errors.append(parsed)
             continue
         data, source = parsed
-        if not isinstance(data, dict):
-            errors.append(InputError(shown, 1, 1, "top level is not a mapping", "$", "a YAML mapping"))
-            continue
         summary = known_summary(source.content_key)
         if summary is not None:  # validated by an earlier run: validated again only if needed
             models.append(ModelEntry(None, source, key=source.content_key, data=data, summary=summary))
+            continue
+        if isinstance(data, Unread):
+            try:
+                data = data.value()
+            except YamlError as exc:
+                errors.append(exc.error)
+                continue
+        if not isinstance(data, dict):
+            errors.append(InputError(shown, 1, 1, "top level is not a mapping", "$", "a YAML mapping"))
             continue
         document, problems = validate(ModelFile, data, source)
         errors.extend(problems)

@@ -53,7 +53,8 @@ def _parse_in_worker(item: tuple[bytes, str]) -> bytes | InputError:
 
 def parse_all(items: list[tuple[bytes, str]]) -> Iterator[Parsed]:
     """Parse ``(bytes, shown path)`` pairs, yielding results in order as they come, so that the
-    caller can validate and drop each document before the next; input errors are yielded."""
+    caller can validate and drop each document before the next; input errors are yielded. A
+    value from the parse cache may come ``Unread`` (decoded when its ``value()`` is asked)."""
     workers = min(os.cpu_count() or 1, 8)
     if len(items) < PARALLEL_FROM or workers < 2 or not can_fork():
         for item in items:
@@ -77,8 +78,8 @@ def parse_all(items: list[tuple[bytes, str]]) -> Iterator[Parsed]:
                 continue
             if key is not None:
                 parsecache.store_marshalled(key, result)
-            value, packed, _ = marshal.loads(result)
-            yield value, SourceMap(shown, packed=packed, content_key=key or "")
+            marshalled, packed, _ = marshal.loads(result)
+            yield marshal.loads(marshalled), SourceMap(shown, packed=packed, content_key=key or "")
     parsecache.flush()  # one pack for the batch, instead of holding it for the whole run
 
 
@@ -91,7 +92,8 @@ def _cache_key(raw: bytes, shown: str) -> str | None:
 
 
 def _from_cache(raw: bytes, shown: str, key: str) -> Parsed:
-    hit = from_cache(decode(raw, shown), shown, digest=key)
+    """A cached parse, its value left ``Unread`` (the caller may not need it)."""
+    hit = from_cache(decode(raw, shown), shown, digest=key, lazy=True)
     return hit if hit is not None else _parse_one((raw, shown))  # an unreadable entry
 
 

@@ -211,24 +211,57 @@ def parse_uncached(text: str, file: str, *, track_values: bool = False) -> tuple
     return value, source.pack()
 
 
-def cache_entry(value: Any, source: SourceMap) -> tuple[Any, bytes, Any]:
-    """What the parse cache keeps of a parse (``from_cache`` reads it back)."""
-    return value, source.packed, source.values
+def cache_entry(value: Any, source: SourceMap) -> tuple[bytes, bytes, Any]:
+    """What the parse cache keeps of a parse (``from_cache`` reads it back). The value is
+    marshalled on its own, so that a reader can leave it undecoded (``Unread``)."""
+    return marshal.dumps(value), source.packed, source.values
 
 
 def cache_key(text: str, track_values: bool = False) -> str:
-    return parsecache.key(text.encode("utf-8"), f"yaml-interned:{int(track_values)}")
+    return parsecache.key(text.encode("utf-8"), f"yaml:2:{int(track_values)}")
+
+
+class Unread:
+    """A cached parse's value, decoded only when asked for: a caller that finds what it needs
+    of the file elsewhere (a model file's facts, see ``factcache``) never decodes it."""
+
+    __slots__ = ("_data", "file")
+
+    def __init__(self, data: bytes, file: str) -> None:
+        self._data = data
+        self.file = file
+
+    def value(self) -> Any:
+        try:
+            return marshal.loads(self._data)
+        except (EOFError, ValueError, TypeError):
+            raise YamlError(
+                InputError(
+                    self.file,
+                    1,
+                    1,
+                    "its cached parse is unreadable",
+                    "",
+                    "a readable parse cache: delete the cache directory (it is safe to delete)",
+                )
+            ) from None
 
 
 def from_cache(
-    text: str, file: str, *, track_values: bool = False, digest: str | None = None
+    text: str, file: str, *, track_values: bool = False, digest: str | None = None, lazy: bool = False
 ) -> tuple[Any, SourceMap] | None:
-    """The parse of ``text`` if the parse cache holds it."""
+    """The parse of ``text`` if the parse cache holds it; ``lazy``: its value as ``Unread``."""
     digest = digest or cache_key(text, track_values)
     cached = parsecache.lookup(digest)
-    if cached is None:
+    if not (isinstance(cached, tuple) and len(cached) == 3 and isinstance(cached[0], bytes)):
         return None
-    value, packed, values = cached
+    marshalled, packed, values = cached
+    value: Any = Unread(marshalled, file)
+    if not lazy:
+        try:
+            value = value.value()
+        except YamlError:
+            return None  # parsed again
     return value, SourceMap(file, {}, values, track_values, text if track_values else "", packed, digest)
 
 

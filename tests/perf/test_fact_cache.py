@@ -19,6 +19,7 @@ from policy_engine.loading import ModelEntry, load_portfolio
 from policy_engine.pullrequest import merge
 from policy_engine.sources import DirectorySource
 from policy_engine.targets import Target, build_targets, computed_material
+from policy_engine.yamlsource import Unread
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "acme-portfolio"
 EDITED = "models/assistant-llm.yaml"
@@ -151,3 +152,33 @@ def test_forked_workers_hand_their_material_to_the_parent(
     parsecache.flush()
     monkeypatch.setattr(filefacts, "material", _never)
     assert build_check_report(options, load_all(options.load)).model_dump_json() == first
+
+
+def test_unchanged_files_are_not_even_decoded(
+    portfolio: Path, cache: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A known-valid file's cached parse stays undecoded unless its model is asked for; if it
+    then cannot be read, the file is named and the way out said (no traceback)."""
+    monkeypatch.setattr(parallel, "PARALLEL_FROM", 1)  # the batch path, where values come Unread
+    expected = _targets(portfolio, materials=cached_material)
+    parsecache.flush()
+    decoded: list[str] = []
+    original = Unread.value
+
+    def recording(self: Unread) -> Any:
+        decoded.append(self.file)
+        return original(self)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Unread, "value", recording)
+        assert _targets(portfolio, materials=cached_material) == expected
+    assert not [file for file in decoded if file.startswith("models/")]
+    assert decoded  # the other files (portfolio.yaml, ...) are decoded as they are read
+    [entry, *_] = load_portfolio(DirectorySource(portfolio)).models
+    assert isinstance(entry._data, Unread)
+    entry._data._data = b"\x00not marshal"
+    with pytest.raises(InputErrors) as raised:
+        entry.model  # noqa: B018
+    [error] = raised.value.errors
+    assert error.file == entry.source.file
+    assert "delete the cache directory" in error.expected
