@@ -21,7 +21,7 @@ class Strict(BaseModel):
     """Base for every file model: unknown fields are errors, values are not coerced. Frozen:
     a model is what its file says; a changed copy comes from ``model_copy``."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True, frozen=True, defer_build=True)
 
     def model_post_init(self, context: Any, /) -> None:
         share_fields_set(self)
