@@ -149,6 +149,10 @@ class Fusion:
         self._rebound: dict[tuple[str, ...], list[str | None]] = {}
         # Per policy, the decision when every validation passes (shared: decisions are read only).
         self._passed = [Decision(True, [[] for _ in p.validations], []) for p in policies]
+        # Per policy, the decision when its verdict is [] (its match is false), if it has one.
+        self._empty = [
+            _NOT_APPLICABLE if p.match_source is not None and p.validations else None for p in policies
+        ]
         self._programs: dict[tuple[Any, ...], list[tuple[list[int], Any]]] = {}
 
     def decide(
@@ -191,18 +195,24 @@ class Fusion:
                     self._decide(indices[:half], rows, only, varying, out)
                     self._decide(indices[half:], rows, only, varying, out)
                 continue
-            passed = self._passed
+            passed, empty = self._passed, self._empty
             for row_index, decided in zip(indices, value, strict=True):
                 if not (isinstance(decided, list) and len(decided) == len(members)):
                     continue
                 row = out[row_index]
                 for member, result in zip(members, decided, strict=True):
-                    # Most verdicts are passes: one comparison, no call.
+                    # Most verdicts are passes or not applicable: answered without a call.
                     verdict = passed[member]
-                    row[member] = verdict if result == verdict.results else self._decision(member, result)
+                    if result == verdict.results:
+                        row[member] = verdict
+                    elif result == [] and empty[member] is not None:
+                        row[member] = empty[member]
+                    else:
+                        row[member] = self._decision(member, result)
 
     def _decision(self, member: int, result: Any) -> Decision | None:
-        """A verdict that is not a plain pass (the caller answers those)."""
+        """A verdict that is neither a plain pass nor plainly not applicable (the caller
+        answers those)."""
         policy = self._policies[member]
         count = len(policy.validations)
         if not isinstance(result, list):

@@ -21,7 +21,11 @@ class Strict(BaseModel):
     """Base for every file model: unknown fields are errors, values are not coerced. Frozen:
     a model is what its file says; a changed copy comes from ``model_copy``."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True, frozen=True, defer_build=True)
+    # defer_build: a model's validator is built when first used; a run on files known valid
+    # (see ``factcache``) never validates a model file, so never builds theirs.
+    model_config = ConfigDict(
+        extra="forbid", strict=True, populate_by_name=True, frozen=True, defer_build=True
+    )
 
     def model_post_init(self, context: Any, /) -> None:
         share_fields_set(self)
