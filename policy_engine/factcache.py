@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from policy_engine import digest, filefacts, parsecache
-from policy_engine.filefacts import FileSummary, Material
+from policy_engine.filefacts import FileSummary, Material, Position
 from policy_engine.models import portfolio, types
 
 if TYPE_CHECKING:
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 _SUMMARY = "model-summary:1"
 _MATERIAL = "model-material:1"
+_TRAFFIC = "model-traffic-positions:1"
 
 
 def known_summary(content_key: str) -> FileSummary | None:
@@ -41,6 +42,15 @@ def remember_summary(content_key: str, summary: FileSummary) -> None:
         parsecache.store(_key(content_key, _SUMMARY), filefacts.summary_to_plain(summary))
 
 
+def known_traffic_positions(content_key: str, summary: FileSummary) -> list[list[Position]] | None:
+    """Where each deployment's traffic is in a file with this content, if a run has noted it
+    (``cached_material`` does, where the file's positions are decoded anyway)."""
+    if not content_key:
+        return None
+    found = parsecache.lookup(_key(content_key, _TRAFFIC))
+    return filefacts.traffic_positions_from_plain(found, summary) if found is not None else None
+
+
 def cached_material(entry: ModelEntry) -> Material:
     """The entry's material, remembered by its content (``targets.build_targets(materials=)``)."""
     from policy_engine.targets import computed_material  # targets imports loading, which imports this
@@ -53,6 +63,9 @@ def cached_material(entry: ModelEntry) -> Material:
     if material is None or len(material.versions) != len(entry.summary.versions):
         material = computed_material(entry)
         parsecache.store(key, filefacts.material_to_plain(material))
+    traffic = _key(entry.key, _TRAFFIC)
+    if not parsecache.contains(traffic):
+        parsecache.store(traffic, filefacts.traffic_positions(entry.source, entry.summary))
     return material
 
 

@@ -166,6 +166,29 @@ def _own_values(
     )
 
 
+def traffic_positions(source: SourceMap, summary: FileSummary) -> list[list[Position]]:
+    """Per version, where each deployment's ``traffic_percent`` is: the location of an
+    endpoint target whose first deployment it is (endpoints span files, so the process that
+    makes them has only the summaries; with these it need not decode the file's positions)."""
+    at = source.locate
+    return [
+        [at(("versions", vi, "deployments", di, "traffic_percent")) for di in range(len(v.deployments))]
+        for vi, v in enumerate(summary.versions)
+    ]
+
+
+def traffic_positions_from_plain(value: Any, summary: FileSummary) -> list[list[Position]] | None:
+    """Positions read back, if they have the summary's shape."""
+    if not (isinstance(value, list) and len(value) == len(summary.versions)):
+        return None
+    for positions, version in zip(value, summary.versions, strict=True):
+        if not (isinstance(positions, list) and len(positions) == len(version.deployments)):
+            return None
+        if not all(isinstance(p, tuple) and len(p) == 2 for p in positions):
+            return None
+    return value
+
+
 def material_to_plain(found: Material) -> Any:
     return (found.data, found.position, [tuple(v) for v in found.versions])
 

@@ -8,8 +8,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from policy_engine.errors import InputError, InputErrors
-from policy_engine.factcache import known_summary, remember_summary
-from policy_engine.filefacts import FileSummary, summarize
+from policy_engine.factcache import known_summary, known_traffic_positions, remember_summary
+from policy_engine.filefacts import FileSummary, Position, summarize
 from policy_engine.models.config import ConfigFile
 from policy_engine.models.portfolio import ExceptionsFile, ModelFile, PortfolioFile
 from policy_engine.parallel import parse_all
@@ -33,7 +33,7 @@ class ModelEntry:
     files usually never asks (its targets come from cached material too).
     """
 
-    __slots__ = ("_data", "_model", "_summary", "key", "source")
+    __slots__ = ("_data", "_model", "_summary", "key", "source", "traffic_positions")
 
     def __init__(
         self,
@@ -43,8 +43,11 @@ class ModelEntry:
         key: str = "",
         data: Any = None,
         summary: FileSummary | None = None,
+        traffic_positions: list[list[Position]] | None = None,
     ) -> None:
         self.source = source
+        # Where each deployment's traffic is, when known without decoding the file's positions.
+        self.traffic_positions = traffic_positions
         # The content key the cached facts of this entry are filed under; empty when the model
         # is not exactly its file's content (a pull request's merge of head and base).
         self.key = key
@@ -181,7 +184,11 @@ def _load_models(files: FileSource, prefix: str, errors: list[InputError]) -> li
         data, source = parsed
         summary = known_summary(source.content_key)
         if summary is not None:  # validated by an earlier run: validated again only if needed
-            models.append(ModelEntry(None, source, key=source.content_key, data=data, summary=summary))
+            key = source.content_key
+            traffic = known_traffic_positions(key, summary)
+            models.append(
+                ModelEntry(None, source, key=key, data=data, summary=summary, traffic_positions=traffic)
+            )
             continue
         if isinstance(data, Unread):
             try:

@@ -39,7 +39,8 @@ class Target:
     deployment: str | None = None
     # (line, column) of ``path``. A model file's targets are given theirs when made, its
     # positions at hand then (findings come scope by scope and would decode every file again);
-    # the few targets that span files are located only when a finding needs it.
+    # an endpoint is given its first deployment's when known (``ModelEntry.traffic_positions``);
+    # the other targets that span files are located only when a finding needs it.
     position: tuple[int, int] | None = None
 
 
@@ -253,8 +254,12 @@ def build_targets(
             entry = entries.popleft()
             maker.add_model(targets.add, entry)
     for (name, region), data in sorted(endpoints.items()):
-        source, path = data.pop("_where")
-        targets.add(Target(f"endpoint:{name}@{region}", "endpoint", {"endpoint": data}, source, path))
+        source, path, position = data.pop("_where")
+        targets.add(
+            Target(
+                f"endpoint:{name}@{region}", "endpoint", {"endpoint": data}, source, path, position=position
+            )
+        )
 
     exceptions_source = portfolio.exceptions_source
     for index, exception in enumerate(portfolio.exceptions.exceptions):
@@ -274,7 +279,7 @@ def _endpoints(entries: list[ModelEntry]) -> dict[tuple[str, str], dict[str, Any
     """Serving deployments grouped by (endpoint, region), with their traffic summed."""
     endpoints: dict[tuple[str, str], dict[str, Any]] = {}
     for entry in entries:
-        model, source = entry.summary, entry.source
+        model, source, traffic = entry.summary, entry.source, entry.traffic_positions
         for vi, version in enumerate(model.versions):
             if version.stage not in SERVING_STAGES:
                 continue
@@ -288,7 +293,7 @@ def _endpoints(entries: list[ModelEntry]) -> dict[tuple[str, str], dict[str, Any
                         "region": deployment.region,
                         "traffic_sum": 0.0,
                         "deployments": [],
-                        "_where": (source, where),
+                        "_where": (source, where, traffic[vi][di] if traffic else None),
                     },
                 )
                 group["traffic_sum"] = round(group["traffic_sum"] + deployment.traffic_percent, 6)

@@ -40,8 +40,15 @@ def cache(tmp_path: Path) -> Any:
 
 
 def _targets(root: Path, **options: Any) -> dict[str, tuple[object, ...]]:
+    """Each target as a finding sees it: its data and where it is (known when made, or located)."""
     made = build_targets(load_portfolio(DirectorySource(root)), **options).all()
-    return {t.id: (t.scope, t.data, t.source and t.source.file, t.path, t.position) for t in made}
+    return {t.id: (t.scope, t.data, t.source and t.source.file, t.path, _where(t)) for t in made}
+
+
+def _where(target: Target) -> object:
+    if target.source is None:
+        return None
+    return target.position or target.source.locate(target.path)
 
 
 def _validations(monkeypatch: pytest.MonkeyPatch) -> list[str]:
@@ -78,6 +85,13 @@ def test_remembered_facts_make_the_computed_targets(
         patch.setattr(filefacts, "summarize", _never)
         assert _targets(portfolio, materials=cached_material) == expected  # read back
     assert validated == []  # every file was known valid
+
+    # Endpoints, made from the files' summaries, know where they are without decoding a file.
+    entries = load_portfolio(DirectorySource(portfolio)).models
+    assert all(e.traffic_positions is not None for e in entries)
+    endpoints = build_targets(load_portfolio(DirectorySource(portfolio))).by_scope["endpoint"]
+    assert endpoints
+    assert all(t.position is not None for t in endpoints)
 
 
 def test_an_edited_file_is_validated_and_converted_again(
