@@ -80,10 +80,10 @@ def _code() -> str:
     import pydantic
     import pydantic_core
 
-    from policy_engine import targets
+    from policy_engine import targets, yamlsource
 
     hashed = hashlib.sha256(f"{pydantic.VERSION}/{pydantic_core.__version__}".encode())
-    for module in (digest, filefacts, portfolio, types, targets):
+    for module in (digest, filefacts, portfolio, types, targets, yamlsource):
         try:
             hashed.update(Path(module.__file__ or "").read_bytes())
         except OSError:  # no readable source (a frozen install): the package version keys it

@@ -8,10 +8,13 @@ expand a small file into an enormous document.
 
 from __future__ import annotations
 
+import functools
 import gc
+import hashlib
 import marshal
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path as FilePath
 from typing import Any, ClassVar
 
 import yaml
@@ -218,7 +221,17 @@ def cache_entry(value: Any, source: SourceMap) -> tuple[bytes, bytes, Any]:
 
 
 def cache_key(text: str, track_values: bool = False) -> str:
-    return parsecache.key(text.encode("utf-8"), f"yaml:2:{int(track_values)}")
+    return parsecache.key(text.encode("utf-8"), f"yaml:2:{_code()}:{int(track_values)}")
+
+
+@functools.cache
+def _code() -> str:
+    """A fingerprint of this module, which defines what a parse gives: a changed parser never
+    reads entries an older one wrote, even within one version."""
+    try:
+        return hashlib.sha256(FilePath(__file__).read_bytes()).hexdigest()[:16]
+    except OSError:  # no readable source (a frozen install): the package version keys it
+        return ""
 
 
 class Unread:
