@@ -115,3 +115,13 @@ def test_without_a_directory_nothing_is_kept(tmp_path: Path) -> None:
     assert parsecache.lookup(key) is None
     assert not parsecache.contains(key)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_changed_parser_has_its_own_entries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The key names the parser's own source: entries of another parser are not found."""
+    from policy_engine import yamlsource
+
+    text = "id: a\n"
+    before = yamlsource.cache_key(text)
+    monkeypatch.setattr(yamlsource, "_code", lambda: "another-parser")
+    assert yamlsource.cache_key(text) != before
