@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import cache
-from typing import Any, Literal, Self
+from typing import Any, Literal, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -41,12 +41,7 @@ class _Out(BaseModel):
         for name, factory in factories:
             if name not in given:
                 values[name] = factory()
-        made = object.__new__(cls)
-        object.__setattr__(made, "__dict__", values)
-        object.__setattr__(made, "__pydantic_fields_set__", shared_fields_set(frozenset(given)))
-        object.__setattr__(made, "__pydantic_extra__", None)
-        object.__setattr__(made, "__pydantic_private__", None)
-        return made
+        return _assemble(cls, values, shared_fields_set(frozenset(given)))
 
     def __reduce__(self) -> Any:
         # Findings travel from worker processes by the ten thousand: their values alone, in
@@ -56,6 +51,9 @@ class _Out(BaseModel):
         if tuple(values) != _field_names(type(self)):  # cannot be, short of editing ``__dict__``
             return (_restore, (type(self), self.__getstate__()))
         return (_rebuild, (type(self), tuple(values.values()), self.__pydantic_fields_set__))
+
+
+_Made = TypeVar("_Made", bound=_Out)
 
 
 @cache
@@ -91,12 +89,18 @@ def _restore(model: type[_Out], state: dict[Any, Any]) -> _Out:
 
 def _rebuild(model: type[_Out], values: tuple[Any, ...], given: set[str]) -> _Out:
     """An object pickled by ``_Out.__reduce__``: it was valid where it was made."""
+    made = _assemble(model, dict(zip(_field_names(model), values, strict=True)), given)
+    share_fields_set(made)
+    return made
+
+
+def _assemble(model: type[_Made], values: dict[str, Any], given: set[str]) -> _Made:
+    """An object of ``model`` from all its field values, in order, without validating them."""
     made = object.__new__(model)
-    object.__setattr__(made, "__dict__", dict(zip(_field_names(model), values, strict=True)))
+    object.__setattr__(made, "__dict__", values)
     object.__setattr__(made, "__pydantic_fields_set__", given)
     object.__setattr__(made, "__pydantic_extra__", None)
     object.__setattr__(made, "__pydantic_private__", None)
-    share_fields_set(made)
     return made
 
 
