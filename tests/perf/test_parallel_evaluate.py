@@ -117,28 +117,18 @@ def test_findings_travel_whole_and_keep_their_shared_location() -> None:
     from policy_engine.models.report import Finding, Location
 
     where = Location(file="models/a.yaml", line=3, column=5, json_path="$.versions[0]")
-    common = {"policy_id": "p", "target": "a@1", "severity": "error", "enforcement": "soft"}
+    common = {
+        "policy_id": "p",
+        "target": "a@1",
+        "severity": "error",
+        "enforcement": "soft",
+        "location": where,
+    }
+    failed = {"status": "fail", "blocking": True, "message": "m", "values": {"days": 3.5, "k": [1, "x"]}}
+    skipped = {"status": "skip", "blocking": False, "message": "s", "skip_reason": "why"}
     findings = [
-        Finding(
-            fingerprint="0" * 16,
-            validation="0",
-            status="fail",
-            blocking=True,
-            message="m",
-            location=where,
-            values={"days": 3.5, "nested": {"k": [1, "x"]}},
-            **common,
-        ),
-        Finding(
-            fingerprint="1" * 16,
-            validation="1",
-            status="skip",
-            blocking=False,
-            message="s",
-            location=where,
-            skip_reason="why",
-            **common,
-        ),
+        Finding(fingerprint=str(index) * 16, validation=str(index), **common, **fields)
+        for index, fields in enumerate((failed, skipped))
     ]
     back = pickle.loads(pickle.dumps(findings, protocol=pickle.HIGHEST_PROTOCOL))
     assert back == findings
