@@ -11,9 +11,7 @@ whose summary it finds. Deleting the cache only costs the time again.
 
 from __future__ import annotations
 
-import hashlib
 from functools import cache
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from policy_engine import digest, filefacts, parsecache
@@ -75,17 +73,12 @@ def _key(content_key: str, mode: str) -> str:
 
 @cache
 def _code() -> str:
-    """A fingerprint of what a file's facts depend on: the source of the modules that define
-    them, where it can be read, and the validating library's version."""
+    """A fingerprint of what a file's facts depend on: the modules that define them and the
+    validating library's version."""
     import pydantic
     import pydantic_core
 
     from policy_engine import targets, yamlsource
 
-    hashed = hashlib.sha256(f"{pydantic.VERSION}/{pydantic_core.__version__}".encode())
-    for module in (digest, filefacts, portfolio, types, targets, yamlsource):
-        try:
-            hashed.update(Path(module.__file__ or "").read_bytes())
-        except OSError:  # no readable source (a frozen install): the package version keys it
-            hashed.update(module.__name__.encode())
-    return hashed.hexdigest()[:16]
+    modules = (digest, filefacts, portfolio, types, targets, yamlsource)
+    return parsecache.code_fingerprint(modules, f"{pydantic.VERSION}/{pydantic_core.__version__}")

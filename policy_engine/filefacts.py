@@ -25,7 +25,7 @@ class DeploymentSummary(NamedTuple):
     endpoint: str
     region: str
     traffic_percent: float
-    warm: bool  # keeps replicas warm: not scale-to-zero, at least one replica
+    warm: bool  # ``Deployment.warm``
     replicas_min: int
     accelerator_type: str
     accelerator_count: int
@@ -61,7 +61,7 @@ def summarize(model: ModelFile) -> FileSummary:
                         d.endpoint,
                         d.region,
                         d.traffic_percent,
-                        not d.scale_to_zero and d.replicas.min > 0,
+                        d.warm,
                         d.replicas.min,
                         d.accelerator.type,
                         d.accelerator.count,
@@ -146,8 +146,7 @@ def material(model: ModelFile, source: SourceMap, data: dict[str, Any]) -> Mater
 def _own_values(
     version: Version,
 ) -> tuple[int, int, int, list[str], str | None, tuple[str, str] | None, list[str], list[bool]]:
-    warm = [not d.scale_to_zero and d.replicas.min > 0 for d in version.deployments]
-    warm_deployments = [d for d, is_warm in zip(version.deployments, warm, strict=True) if is_warm]
+    warm_deployments = [d for d in version.deployments if d.warm]
     incumbent = (
         version.canary.of_version
         if version.canary
@@ -162,7 +161,7 @@ def _own_values(
         incumbent,
         (fallback.model, fallback.version) if fallback is not None else None,
         sorted({s.role for s in version.signoffs}),
-        warm,
+        [d.warm for d in version.deployments],
     )
 
 

@@ -48,6 +48,20 @@ def configure(directory: Path | None) -> None:
     _used.clear()
 
 
+def code_fingerprint(modules: tuple[Any, ...], extra: str = "") -> str:
+    """A fingerprint of the source of ``modules`` (and ``extra``), for keys of entries that
+    code derives: changed code never reads what older code stored, even within one version.
+    A module without readable source (a frozen install) counts by name: the package version,
+    in the directory name, keys it then."""
+    hashed = hashlib.sha256(extra.encode())
+    for module in modules:
+        try:
+            hashed.update(Path(module.__file__ or "").read_bytes())
+        except OSError:
+            hashed.update(module.__name__.encode())
+    return hashed.hexdigest()[:16]
+
+
 def key(raw: bytes, mode: str) -> str:
     return hashlib.sha256(mode.encode() + b"\0" + raw).hexdigest()
 

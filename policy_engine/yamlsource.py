@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import functools
 import gc
-import hashlib
 import marshal
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path as FilePath
 from typing import Any, ClassVar
 
 import yaml
@@ -81,7 +79,7 @@ class SourceMap:
     # this and decode a few files' positions at a time, when a finding or error needs them.
     packed: bytes = b""
     # The parse-cache key of the file's text: names its content, for caches of what is derived
-    # from it (see ``targets``). Empty when not known.
+    # from it (see ``factcache``). Empty when not known.
     content_key: str = ""
 
     def pack(self) -> SourceMap:
@@ -226,12 +224,8 @@ def cache_key(text: str, track_values: bool = False) -> str:
 
 @functools.cache
 def _code() -> str:
-    """A fingerprint of this module, which defines what a parse gives: a changed parser never
-    reads entries an older one wrote, even within one version."""
-    try:
-        return hashlib.sha256(FilePath(__file__).read_bytes()).hexdigest()[:16]
-    except OSError:  # no readable source (a frozen install): the package version keys it
-        return ""
+    """This module defines what a parse gives: a changed parser never reads an older one's entries."""
+    return parsecache.code_fingerprint((sys.modules[__name__],))
 
 
 class Unread:

@@ -198,7 +198,7 @@ class Dep:
 
     @property
     def warm(self) -> bool:
-        return not self.deployment.scale_to_zero and self.deployment.replicas.min > 0
+        return self.deployment.warm
 
 
 @dataclass(frozen=True, slots=True)

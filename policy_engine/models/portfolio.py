@@ -278,6 +278,11 @@ class Deployment(Strict):
     cost_center: str | None = None
     selectors: Selectors = Field(default_factory=Selectors)
 
+    @property
+    def warm(self) -> bool:
+        """Keeps replicas warm: not scale-to-zero, and at least one replica."""
+        return not self.scale_to_zero and self.replicas.min > 0
+
 
 SignoffKind = Literal[
     "promotion", "cost_ceiling", "canary_extension", "retention_exception", "fallback_standby"
