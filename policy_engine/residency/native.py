@@ -22,14 +22,18 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
 from policy_engine.errors import InputError, InputErrors, json_path
 from policy_engine.models.types import format_timestamp, parse_timestamp
 from policy_engine.residency.records import Cost, ResidencyRecord
+from policy_engine.residency.rows import Cell, RowReader, assembled
 from policy_engine.sources import FileSource
+
+if TYPE_CHECKING:
+    import _csv
 
 Sink = Callable[[ResidencyRecord], None]  # takes each record as it is read
 
@@ -251,29 +255,51 @@ def parse_csv(
     header_errors = _check_header(header, file, columns)
     if header_errors:
         return [], header_errors
-    plan = _plan(header)
-    previous = reader.line_num
-    while True:
-        try:
-            row = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as exc:
-            errors.append(
-                InputError(file, reader.line_num + shift, 1, f"invalid CSV: {exc}", "", "RFC 4180 CSV")
-            )
-            break
-        number = previous + 1
-        previous = reader.line_num
+    reader_of_rows = RowReader(_cells(header), _COST_AMOUNTS)
+    rows = _plain_rows(raw_lines) if _plain(text, raw_lines) else _quoted_rows(reader, file, shift, errors)
+    for number, row in rows:
         if not any(cell.strip() for cell in row):
             continue
-        record = _fast_csv_record(plan, row) if len(row) == len(header) else None
-        if record is None:  # a problem somewhere in the row: find and locate every one
+        record = reader_of_rows.record(row) if len(row) == len(header) else None
+        if record is None:  # a problem somewhere in the row, or a value to check: pydantic decides
             line_text = raw_lines[number - 1] if number - 1 < len(raw_lines) else ""
             record = _csv_record(header, row, file, number + shift, _cell_columns(line_text), errors)
         if record is not None:
             emit(record.located(file, number + shift))
     return records, errors
+
+
+def _plain(text: str, lines: list[str]) -> bool:
+    """Whether every line is one row whose cells are split by commas alone, exactly as the CSV
+    reader would read them: no quotes, carriage returns or NULs, no cell past its size limit."""
+    if '"' in text or "\r" in text or "\0" in text:
+        return False
+    return max(map(len, lines), default=0) < csv.field_size_limit()
+
+
+def _plain_rows(lines: list[str]) -> Iterator[tuple[int, list[str]]]:
+    """The rows after the header of a plain text (see ``_plain``), with their line numbers."""
+    for number in range(2, len(lines) + 1):
+        yield number, lines[number - 1].split(",")
+
+
+def _quoted_rows(
+    reader: _csv.Reader, file: str, shift: int, errors: list[InputError]
+) -> Iterator[tuple[int, list[str]]]:
+    """The rows after the header as the CSV reader reads them, with the line each starts on;
+    the first unreadable one ends them with an error."""
+    previous = reader.line_num
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            line = reader.line_num + shift
+            errors.append(InputError(file, line, 1, f"invalid CSV: {exc}", "", "RFC 4180 CSV"))
+            return
+        yield previous + 1, row
+        previous = reader.line_num
 
 
 def _check_header(header: list[str], file: str, columns: list[int]) -> list[InputError]:
@@ -336,96 +362,21 @@ def _cell_columns(line: str) -> list[int]:
     return starts
 
 
-_moments: dict[str, datetime] = {}  # windows repeat across records: parse each timestamp once
-_strings: dict[str, str] = {}  # ids, teams, currencies repeat too: keep one copy of each
-
-
-def _assembled(data: dict[str, Any], cost: dict[str, Any], cost_present: bool) -> dict[str, Any]:
-    """A row's fields as a record: the cost block when a cost column is set, and the source as
-    the reason for spend without a deployment."""
-    if cost_present:
-        data["cost"] = cost
-    if data.get("deployment_id") is None and data.get("unattributed_reason") is None:
-        source = data["provenance"].get("source")
-        if source and ":" in source:  # e.g. "opencost:__idle__", as the format reference writes it
-            data["unattributed_reason"] = source
-    return data
-
-
-class _RowPlan(NamedTuple):
-    """Where each cell of a well-formed row goes, grouped by how it is converted: per cell
-    (index, destination, key), the destination one of ``_INTO``'s dicts."""
-
-    strings: tuple[tuple[int, int, str], ...]  # in header order, so labels keep their order
-    floats: tuple[tuple[int, int, str], ...]
-    ints: tuple[tuple[int, int, str], ...]
-    moments: tuple[tuple[int, int, str], ...]
-    cost_amounts: frozenset[str]  # cost keys whose presence makes a cost block
-
-
-_INTO = ("top", "cost", "labels", "provenance")
-
-
-def _plan(header: list[str]) -> _RowPlan:
+def _cells(header: list[str]) -> list[Cell]:
     """Where each column of a (checked) header goes: labels and provenance by prefix, the rest
     by ``CSV_COLUMNS``."""
-    by_kind: dict[str, list[tuple[int, int, str]]] = {"str": [], "float": [], "int": [], "timestamp": []}
-    amounts = set()
+    cells = []
     for index, name in enumerate(header):
         if name.startswith((LABEL_PREFIX, PROVENANCE_PREFIX)):
             where, key = name.split(".", 1)
-            by_kind["str"].append((index, _INTO.index("labels" if where == "label" else "provenance"), key))
-            continue
-        path, kind = CSV_COLUMNS[name]
-        where = "top" if len(path) == 1 else path[0]
-        by_kind[kind].append((index, _INTO.index(where), path[-1]))
-        if name in _COST_COLUMNS:
-            amounts.add(path[-1])
-    return _RowPlan(
-        tuple(by_kind["str"]),
-        tuple(by_kind["float"]),
-        tuple(by_kind["int"]),
-        tuple(by_kind["timestamp"]),
-        frozenset(amounts),
-    )
+            cells.append(Cell(index, ("labels" if where == "label" else "provenance", key), "str"))
+        else:
+            path, kind = CSV_COLUMNS[name]
+            cells.append(Cell(index, path, kind))
+    return cells
 
 
-def _fast_csv_record(plan: _RowPlan, row: list[str]) -> ResidencyRecord | None:
-    """The record of a well-formed row, or None to let ``_csv_record`` find what is wrong.
-    (A loop per kind of cell, not a branch per cell: this runs for every row of a history.)"""
-    data: dict[str, Any] = {}
-    cost: dict[str, Any] = {}
-    into: tuple[dict[str, Any], ...] = (data, cost, {}, {})
-    strings = _strings if len(_strings) < 1_000_000 else {}
-    try:
-        for index, where, key in plan.strings:
-            cell = row[index].strip()
-            if cell:
-                into[where][key] = strings.setdefault(cell, cell)
-        for index, where, key in plan.floats:
-            cell = row[index]
-            if cell and not cell.isspace():  # float() itself ignores surrounding blanks
-                number = float(cell)
-                if not math.isfinite(number):
-                    return None
-                into[where][key] = number
-        for index, where, key in plan.ints:
-            cell = row[index]
-            if cell and not cell.isspace():
-                into[where][key] = int(cell)
-        for index, where, key in plan.moments:
-            cell = row[index].strip()
-            if cell:
-                moment = _moments.get(cell)
-                if moment is None:
-                    moment = parse_timestamp(cell)
-                    if len(_moments) < 100_000:
-                        _moments[cell] = moment
-                into[where][key] = moment
-        data["labels"], data["provenance"] = into[2], into[3]
-        return ResidencyRecord.model_validate(_assembled(data, cost, not plan.cost_amounts.isdisjoint(cost)))
-    except (ValueError, ValidationError):
-        return None
+_COST_AMOUNTS = frozenset(CSV_COLUMNS[name][0][-1] for name in _COST_COLUMNS)
 
 
 def _csv_record(
@@ -491,7 +442,7 @@ def _csv_record(
     if failed:
         return None
     try:
-        return ResidencyRecord.model_validate(_assembled(data, cost, cost_present))
+        return ResidencyRecord.model_validate(assembled(data, cost, cost_present))
     except ValidationError as exc:
         for error in exc.errors():
             loc = tuple(str(part) for part in error["loc"])
