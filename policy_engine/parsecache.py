@@ -48,6 +48,11 @@ def configure(directory: Path | None) -> None:
     _used.clear()
 
 
+def enabled() -> bool:
+    """Whether this process has a cache directory (else ``store`` keeps nothing)."""
+    return _directory is not None
+
+
 def code_fingerprint(modules: tuple[Any, ...], extra: str = "") -> str:
     """A fingerprint of the source of ``modules`` (and ``extra``), for keys of entries that
     code derives: changed code never reads what older code stored, even within one version.

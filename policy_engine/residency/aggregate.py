@@ -28,7 +28,6 @@ Definitions (every key is omitted when no record provides the underlying field):
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
@@ -38,7 +37,7 @@ from policy_engine.errors import InputError, InputErrors
 from policy_engine.loading import Portfolio
 from policy_engine.residency.join import DeploymentIndex, DeploymentInfo
 from policy_engine.residency.native import FREEZE_ABOVE, paused_gc
-from policy_engine.residency.records import ResidencyRecord
+from policy_engine.residency.records import ResidencyRecord, Window
 
 DAY = 86400
 KEYS = (
@@ -117,15 +116,10 @@ def _rank(kind: str, source_field: str) -> int:
 WINDOW_DAYS = 30  # measured facts cover [as_of - 30 days, as_of)
 
 
-def in_window(as_of: datetime, window_days: int = WINDOW_DAYS) -> Callable[[ResidencyRecord], bool]:
+def in_window(as_of: datetime, window_days: int = WINDOW_DAYS) -> Window:
     """Whether a record falls in the window ``measure`` aggregates as of ``as_of``; the others
     need not be kept once they are read and checked."""
-    start = as_of - timedelta(days=window_days)
-
-    def inside(record: ResidencyRecord) -> bool:
-        return record.window_start >= start and record.window_end <= as_of
-
-    return inside
+    return Window(as_of - timedelta(days=window_days), as_of)
 
 
 def measure(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, ClassVar, Literal, cast
 
@@ -158,6 +159,21 @@ class ResidencyRecord(Strict):
     @property
     def hours(self) -> float:
         return (self.window_end - self.window_start).total_seconds() / 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """Which records count: those whose window lies inside ``[start, end)``. Called on a record;
+    ``holds`` asks the same of a window alone (a remembered one, see ``spread``)."""
+
+    start: datetime
+    end: datetime
+
+    def __call__(self, record: ResidencyRecord) -> bool:
+        return record.window_start >= self.start and record.window_end <= self.end
+
+    def holds(self, start: datetime, end: datetime) -> bool:
+        return start >= self.start and end <= self.end
 
 
 def source_kind(provenance: dict[str, str]) -> str:

@@ -4,11 +4,14 @@ gives: the same records in the same order, and on any problem the same errors.""
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from policy_engine import parsecache
 from policy_engine.errors import InputErrors
 from policy_engine.residency import native, spread
 from policy_engine.residency.aggregate import in_window
@@ -124,3 +127,93 @@ def test_kept_records_share_their_sets_of_given_fields(
     assert len({id(r.__pydantic_fields_set__) for r in records}) <= 4 < len(records)
     costs = [r.cost for r in records if r.cost is not None]
     assert len({id(c.__pydantic_fields_set__) for c in costs}) <= 2 < len(costs)
+
+
+@pytest.fixture
+def cache(tmp_path: Path) -> Iterator[Path]:
+    parsecache.configure(tmp_path / "cache")
+    yield tmp_path / "cache"
+    parsecache.configure(None)
+
+
+def _next_run(cache: Path) -> None:
+    """What a later process sees: only what is on disk."""
+    parsecache.flush()
+    parsecache.configure(cache)
+
+
+def _lines_read(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count the lines each read of a file or part parses (workers count in their own copy:
+    used on reads in this process)."""
+    counted: list[int] = []
+    original = spread._read
+
+    def counting(shown: str, text: str, *args: Any, **kwargs: Any) -> Any:
+        counted.append(text.count("\n"))
+        return original(shown, text, *args, **kwargs)
+
+    monkeypatch.setattr(spread, "_read", counting)
+    return counted
+
+
+def test_a_file_read_before_is_read_again_only_where_windows_are_kept(
+    history: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    serial = _serial(history, monkeypatch)
+    counted = _lines_read(monkeypatch)
+    first = spread.read_spread(DirectorySource(history), "", in_window(AS_OF))
+    whole = sum(counted)
+    _next_run(cache)
+    counted.clear()
+    again = spread.read_spread(DirectorySource(history), "", in_window(AS_OF))
+    assert first == again == serial
+    assert _seen(again) == _seen(serial)
+    # Only the newest month and a day or two of the one before hold the last 30 days.
+    assert 0 < sum(counted) < whole * 0.45
+    assert spread.read_spread(DirectorySource(history), "", None) == _serial(history, monkeypatch, keep=False)
+
+
+@pytest.mark.usefixtures("cut_small")
+def test_spread_parts_of_a_known_file_give_the_serial_records(
+    history: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert spread.read_spread(DirectorySource(history), "", in_window(AS_OF)) is not None
+    _next_run(cache)
+    again = spread.read_spread(DirectorySource(history), "", in_window(AS_OF))
+    serial = _serial(history, monkeypatch)
+    assert again == serial
+    assert _seen(again) == _seen(serial)
+
+
+@pytest.mark.parametrize("change", ["bad cell", "duplicate far away", "currency"])
+def test_a_file_changed_since_it_was_remembered_is_checked_whole(
+    history: Path, tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch, change: str
+) -> None:
+    import shutil
+
+    root = tmp_path / "changed"
+    shutil.copytree(history, root)
+    assert spread.read_spread(DirectorySource(root), "", in_window(AS_OF)) is not None
+    _next_run(cache)
+    _break(root, change)
+    assert spread.read_spread(DirectorySource(root), "", in_window(AS_OF)) is None
+    with pytest.raises(InputErrors):
+        load_residency(DirectorySource(root), "", in_window(AS_OF))
+
+
+def test_a_new_file_repeating_a_remembered_window_outside_the_kept_one_is_refused(
+    history: Path, tmp_path: Path, cache: Path
+) -> None:
+    import shutil
+
+    root = tmp_path / "repeated"
+    shutil.copytree(history, root)
+    assert spread.read_spread(DirectorySource(root), "", in_window(AS_OF)) is not None
+    _next_run(cache)
+    oldest = sorted((root / "residency").glob("*.csv"))[0]
+    header, first_row = oldest.read_text(encoding="utf-8").split("\n")[:2]
+    (root / "residency" / "zz-late.csv").write_text(f"{header}\n{first_row}\n", encoding="utf-8")
+    assert spread.read_spread(DirectorySource(root), "", in_window(AS_OF)) is None
+    with pytest.raises(InputErrors) as raised:
+        load_residency(DirectorySource(root), "", in_window(AS_OF))
+    assert "duplicate record" in raised.value.errors[0].render()
