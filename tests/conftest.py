@@ -7,7 +7,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -28,6 +28,24 @@ def _is_detected(name: str) -> bool:
 
 
 _TEST_CACHE = Path(tempfile.gettempdir()) / f"policy-engine-test-cache-{os.getpid()}"
+
+
+@pytest.fixture
+def cache(tmp_path: Path) -> Iterator[Path]:
+    """A parse cache of the test's own (in this process), turned off afterwards."""
+    from policy_engine import parsecache
+
+    parsecache.configure(tmp_path / "cache")
+    yield tmp_path / "cache"
+    parsecache.configure(None)
+
+
+def next_run(cache: Path) -> None:
+    """What a later process sees of the parse cache: only what is on disk."""
+    from policy_engine import parsecache
+
+    parsecache.flush()
+    parsecache.configure(cache)
 
 
 @pytest.fixture(autouse=True)

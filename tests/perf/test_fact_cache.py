@@ -32,13 +32,6 @@ def portfolio(tmp_path: Path) -> Path:
     return root
 
 
-@pytest.fixture
-def cache(tmp_path: Path) -> Any:
-    parsecache.configure(tmp_path / "cache")
-    yield
-    parsecache.configure(None)
-
-
 def _targets(root: Path, **options: Any) -> dict[str, tuple[object, ...]]:
     """Each target as a finding sees it: its data and where it is (known when made, or located)."""
     made = build_targets(load_portfolio(DirectorySource(root)), **options).all()
@@ -70,7 +63,7 @@ def _never(*args: object) -> Any:
 
 
 def test_remembered_facts_make_the_computed_targets(
-    portfolio: Path, cache: None, monkeypatch: pytest.MonkeyPatch
+    portfolio: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     parsecache.configure(None)
     expected = _targets(portfolio)  # nothing cached: everything computed
@@ -95,7 +88,7 @@ def test_remembered_facts_make_the_computed_targets(
 
 
 def test_an_edited_file_is_validated_and_converted_again(
-    portfolio: Path, cache: None, monkeypatch: pytest.MonkeyPatch
+    portfolio: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     before = _targets(portfolio, materials=cached_material)
     parsecache.flush()
@@ -120,7 +113,7 @@ def test_an_edited_file_is_validated_and_converted_again(
     assert error.line > 1
 
 
-def test_a_model_known_valid_is_validated_when_asked_for(portfolio: Path, cache: None) -> None:
+def test_a_model_known_valid_is_validated_when_asked_for(portfolio: Path, cache: Path) -> None:
     first = {e.source.file: e.model for e in load_portfolio(DirectorySource(portfolio)).models}
     parsecache.flush()
     entries = load_portfolio(DirectorySource(portfolio)).models
@@ -129,7 +122,7 @@ def test_a_model_known_valid_is_validated_when_asked_for(portfolio: Path, cache:
     assert all(e.summary == filefacts.summarize(e.model) for e in entries)
 
 
-def test_a_merged_model_is_not_taken_for_its_file(portfolio: Path, cache: None) -> None:
+def test_a_merged_model_is_not_taken_for_its_file(portfolio: Path, cache: Path) -> None:
     """A pull request's merge keeps the head's file but the base's rules: its material is
     made from the merged model, not read back under the file's content key."""
     head = load_portfolio(DirectorySource(portfolio))
@@ -156,7 +149,7 @@ def _data(targets: list[Target]) -> dict[str, Any]:
 
 
 def test_forked_workers_hand_their_material_to_the_parent(
-    portfolio: Path, cache: None, monkeypatch: pytest.MonkeyPatch
+    portfolio: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     options = CheckOptions(
         load=LoadOptions(path=portfolio), as_of=datetime(2025, 6, 30, tzinfo=UTC), context="audit"
@@ -169,7 +162,7 @@ def test_forked_workers_hand_their_material_to_the_parent(
 
 
 def test_unchanged_files_are_not_even_decoded(
-    portfolio: Path, cache: None, monkeypatch: pytest.MonkeyPatch
+    portfolio: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A known-valid file's cached parse stays undecoded unless its model is asked for; if it
     then cannot be read, the file is named and the way out said (no traceback)."""

@@ -3,27 +3,14 @@
 from __future__ import annotations
 
 import marshal
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from policy_engine import parsecache
+from tests.conftest import next_run
 
 ENTRY = ({"id": "chat", "versions": [{"version": "1", "stage": "production"}]}, b"\x00positions", {})
-
-
-@pytest.fixture
-def cache(tmp_path: Path) -> Iterator[Path]:
-    parsecache.configure(tmp_path / "cache")
-    yield tmp_path / "cache"
-    parsecache.configure(None)
-
-
-def _new_run(cache: Path) -> None:
-    """What a later process sees: only what is on disk."""
-    parsecache.flush()
-    parsecache.configure(cache)
 
 
 def _packs(cache: Path) -> list[Path]:
@@ -36,7 +23,7 @@ def test_entries_of_a_run_are_written_as_one_pack_and_read_back(cache: Path) -> 
         parsecache.store(key, (*ENTRY[:2], {"n": index}))
     assert parsecache.lookup(keys[0]) == (*ENTRY[:2], {"n": 0})  # before the flush, too
     assert _packs(cache) == []
-    _new_run(cache)
+    next_run(cache)
     assert len(_packs(cache)) == 1
     assert all(parsecache.contains(key) for key in keys)
     assert [parsecache.lookup(key) for key in keys] == [(*ENTRY[:2], {"n": i}) for i in range(50)]
@@ -46,7 +33,7 @@ def test_entries_of_a_run_are_written_as_one_pack_and_read_back(cache: Path) -> 
 def test_a_damaged_pack_is_a_miss_and_the_next_run_writes_a_good_one(cache: Path) -> None:
     key = parsecache.key(b"content", "test")
     parsecache.store(key, ENTRY)
-    _new_run(cache)
+    next_run(cache)
     (pack,) = _packs(cache)
     whole = pack.read_bytes()
     for damaged in (b"", whole[:5], whole[:-3], b"\xff" * len(whole), whole[:8] + b"\x00" * (len(whole) - 8)):
@@ -57,7 +44,7 @@ def test_a_damaged_pack_is_a_miss_and_the_next_run_writes_a_good_one(cache: Path
     parsecache.configure(cache)
     assert not parsecache.contains(key)
     parsecache.store(key, ENTRY)
-    _new_run(cache)
+    next_run(cache)
     assert parsecache.lookup(key) == ENTRY
 
 
@@ -66,11 +53,11 @@ def test_the_cache_directory_can_be_deleted_at_any_time(cache: Path) -> None:
 
     first, second = parsecache.key(b"a", "test"), parsecache.key(b"b", "test")
     parsecache.store(first, ENTRY)
-    _new_run(cache)
+    next_run(cache)
     shutil.rmtree(cache)
     parsecache.store(second, ENTRY)
     parsecache.flush()  # recreates the directory
-    _new_run(cache)
+    next_run(cache)
     assert parsecache.lookup(second) == ENTRY
     assert parsecache.lookup(first) is None
 
@@ -81,7 +68,7 @@ def test_many_packs_are_merged_into_one_keeping_every_entry(cache: Path) -> None
         key = parsecache.key(f"run {run}".encode(), "test")
         keys.append(key)
         parsecache.store(key, (run, b"", {}))
-        _new_run(cache)
+        next_run(cache)
     assert len(_packs(cache)) == 1
     assert [parsecache.lookup(key) for key in keys] == [(run, b"", {}) for run in range(len(keys))]
 
@@ -92,13 +79,13 @@ def test_a_merge_keeps_what_the_run_used_and_the_newest_rest_within_its_budget(
     keys = [parsecache.key(f"run {run}".encode(), "test") for run in range(parsecache.MAX_PACKS)]
     for run, key in enumerate(keys):
         parsecache.store(key, (run, b"", {}))
-        _new_run(cache)
+        next_run(cache)
     entry_size = len(marshal.dumps((0, b"", {})))
     monkeypatch.setattr(parsecache, "MERGED_BYTES", 3 * entry_size)  # the new entry and one more
     assert parsecache.lookup(keys[0]) == (0, b"", {})  # this run uses the oldest entry
     fresh = parsecache.key(b"new", "test")
     parsecache.store(fresh, ("new", b"", {}))
-    _new_run(cache)
+    next_run(cache)
     assert len(_packs(cache)) == 1
     kept = [key for key in keys if parsecache.contains(key)]
     assert keys[0] in kept  # used by the merging run

@@ -4,20 +4,19 @@ gives: the same records in the same order, and on any problem the same errors.""
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from policy_engine import parsecache
 from policy_engine.errors import InputErrors
 from policy_engine.residency import native, spread
 from policy_engine.residency.aggregate import in_window
 from policy_engine.residency.native import dumps_jsonl, load_residency
 from policy_engine.residency.records import ResidencyRecord
 from policy_engine.sources import DirectorySource
+from tests.conftest import next_run
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "bench"))
@@ -129,19 +128,6 @@ def test_kept_records_share_their_sets_of_given_fields(
     assert len({id(c.__pydantic_fields_set__) for c in costs}) <= 2 < len(costs)
 
 
-@pytest.fixture
-def cache(tmp_path: Path) -> Iterator[Path]:
-    parsecache.configure(tmp_path / "cache")
-    yield tmp_path / "cache"
-    parsecache.configure(None)
-
-
-def _next_run(cache: Path) -> None:
-    """What a later process sees: only what is on disk."""
-    parsecache.flush()
-    parsecache.configure(cache)
-
-
 def _lines_read(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Count the lines each read of a file or part parses (workers count in their own copy:
     used on reads in this process)."""
@@ -163,7 +149,7 @@ def test_a_file_read_before_is_read_again_only_where_windows_are_kept(
     counted = _lines_read(monkeypatch)
     first = spread.read_spread(DirectorySource(history), "", in_window(AS_OF))
     whole = sum(counted)
-    _next_run(cache)
+    next_run(cache)
     counted.clear()
     again = spread.read_spread(DirectorySource(history), "", in_window(AS_OF))
     assert first == again == serial
@@ -178,7 +164,7 @@ def test_spread_parts_of_a_known_file_give_the_serial_records(
     history: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert spread.read_spread(DirectorySource(history), "", in_window(AS_OF)) is not None
-    _next_run(cache)
+    next_run(cache)
     again = spread.read_spread(DirectorySource(history), "", in_window(AS_OF))
     serial = _serial(history, monkeypatch)
     assert again == serial
@@ -194,7 +180,7 @@ def test_a_file_changed_since_it_was_remembered_is_checked_whole(
     root = tmp_path / "changed"
     shutil.copytree(history, root)
     assert spread.read_spread(DirectorySource(root), "", in_window(AS_OF)) is not None
-    _next_run(cache)
+    next_run(cache)
     _break(root, change)
     assert spread.read_spread(DirectorySource(root), "", in_window(AS_OF)) is None
     with pytest.raises(InputErrors):
@@ -209,7 +195,7 @@ def test_a_new_file_repeating_a_remembered_window_outside_the_kept_one_is_refuse
     root = tmp_path / "repeated"
     shutil.copytree(history, root)
     assert spread.read_spread(DirectorySource(root), "", in_window(AS_OF)) is not None
-    _next_run(cache)
+    next_run(cache)
     oldest = sorted((root / "residency").glob("*.csv"))[0]
     header, first_row = oldest.read_text(encoding="utf-8").split("\n")[:2]
     (root / "residency" / "zz-late.csv").write_text(f"{header}\n{first_row}\n", encoding="utf-8")
