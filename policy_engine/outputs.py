@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,11 +68,14 @@ def _stage(path: Path, text: Rendered) -> tuple[Path, Path]:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
         tmp = Path(name)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+        with os.fdopen(fd, "wb") as handle:
             for piece in [text] if isinstance(text, str) else text:
+                if isinstance(piece, bytes):
+                    handle.write(piece)
+                    continue
                 # In slices: encoding a large report at once would hold a second copy of it.
                 for start in range(0, len(piece), _SLICE):
-                    handle.write(piece[start : start + _SLICE])
+                    handle.write(piece[start : start + _SLICE].encode())
         os.chmod(tmp, _mode_for(path))  # mkstemp makes it private; a report is an ordinary file
     except OSError as exc:
         if tmp is not None:
@@ -83,6 +86,10 @@ def _stage(path: Path, text: Rendered) -> tuple[Path, Path]:
             tmp.unlink(missing_ok=True)
         raise
     return tmp, path
+
+
+def _joined(pieces: Iterator[str] | Iterator[bytes]) -> str:
+    return "".join(piece.decode() if isinstance(piece, bytes) else piece for piece in pieces)
 
 
 def _commit(staged: list[tuple[Path, Path]]) -> None:
@@ -125,7 +132,7 @@ def emit(report: Report, specs: list[OutputSpec], *, color: bool, step_summary: 
             else:
                 text = reporters.get(spec.format)(report)
             if spec.path is None:
-                to_stdout = text if isinstance(text, str) else "".join(text)  # at most one
+                to_stdout = text if isinstance(text, str) else _joined(text)  # at most one
             else:
                 staged.append(_stage(spec.path, text))  # pieces go straight to the staged file
     except BaseException:

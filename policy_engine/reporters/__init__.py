@@ -12,8 +12,9 @@ from collections.abc import Callable, Iterator
 from policy_engine.errors import UsageError
 from policy_engine.models.report import Report
 
-# A report as one string, or as pieces to write one after another (a very large report).
-Rendered = str | Iterator[str]
+# A report as one string, or as pieces to write one after another (a very large report):
+# strings, or bytes already encoded as UTF-8.
+Rendered = str | Iterator[str] | Iterator[bytes]
 Renderer = Callable[[Report], Rendered]
 
 REPORTERS: dict[str, str] = {

@@ -27,9 +27,9 @@ def test_pieces_join_to_the_reports_own_json(
     ]
     report = make_report(findings)
     pieces = list(json_.render(report))
-    assert "".join(pieces) == report.model_dump_json(indent=2) + "\n"
+    assert b"".join(pieces).decode() == report.model_dump_json(indent=2) + "\n"
     assert len(pieces) == (1 if count == 0 else 2 + -(-count // PIECE))
-    assert [f["target"] for f in json.loads("".join(pieces))["findings"]] == [
+    assert [f["target"] for f in json.loads(b"".join(pieces))["findings"]] == [
         f.target for f in report.findings
     ]
 
@@ -40,7 +40,7 @@ def test_a_findings_key_inside_a_setting_is_left_alone(
     report = make_report([make_finding("p.x", "m@1", "fail")])
     odd = Override(policy_id="p.x", setting="params.shape", default={"findings": []}, value={}, source="x")
     report = report.model_copy(update={"overrides": [odd, *report.overrides]})
-    assert "".join(json_.render(report)) == report.model_dump_json(indent=2) + "\n"
+    assert b"".join(json_.render(report)).decode() == report.model_dump_json(indent=2) + "\n"
 
 
 @pytest.mark.parametrize(
