@@ -57,8 +57,6 @@ _INDEX = "residency-index:1"
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
-_FIELDS = tuple(ResidencyRecord.model_fields)
-_COST_FIELDS = tuple(Cost.model_fields)
 
 # Set in this process before forking: the file (shown name, text, CSV or not, its parts) and
 # what to keep; the workers read their part by index.
@@ -335,22 +333,22 @@ def _moment(micros: int) -> datetime:
     return _EPOCH + micros * _MICROSECOND
 
 
-_START, _END, _COST = (_FIELDS.index(name) for name in ("window_start", "window_end", "cost"))
+_WINDOW = ("window_start", "window_end")
 
 
 def _pack(record: ResidencyRecord, given: dict[frozenset[str], int]) -> tuple[Any, ...]:
-    """A validated record as marshallable values: its fields, which of them were given, where it
-    was read and its source kind."""
-    fields = record.__dict__
-    values = [fields[name] for name in _FIELDS]
-    values[_START] = _micros(values[_START])
-    values[_END] = _micros(values[_END])
-    cost = values[_COST]
+    """A validated record as marshallable values: its fields (timestamps as µs since epoch,
+    the cost as its fields), which of them were given, where it was read and its source kind.
+    (Dicts, which marshal makes again in C, with their keys in the model's order.)"""
+    fields = dict(record.__dict__)
+    fields["window_start"] = _micros(fields["window_start"])
+    fields["window_end"] = _micros(fields["window_end"])
+    cost = fields["cost"]
     if cost is not None:
         cost_given = given.setdefault(frozenset(cost.__pydantic_fields_set__), len(given))
-        values[_COST] = (tuple(cost.__dict__.values()), cost_given)
+        fields["cost"] = (cost.__dict__, cost_given)
     fields_set = given.setdefault(frozenset(record.__pydantic_fields_set__), len(given))
-    return values, fields_set, record.origin, record.source_kind
+    return fields, fields_set, record.origin, record.source_kind
 
 
 def _unpack(packed: bytes) -> _Read:
@@ -361,23 +359,23 @@ def _unpack(packed: bytes) -> _Read:
     moments: dict[int, datetime] = {}
     new, assign = object.__new__, object.__setattr__
     records = []
-    for values, fields_set, origin, kind in items:
-        for at in (_START, _END):
-            micros = values[at]
+    for fields, fields_set, origin, kind in items:
+        for name in _WINDOW:
+            micros = fields[name]
             moment = moments.get(micros)
             if moment is None:
                 moment = moments[micros] = _EPOCH + micros * _MICROSECOND
-            values[at] = moment
-        cost = values[_COST]
+            fields[name] = moment
+        cost = fields["cost"]
         if cost is not None:
             made_cost = new(Cost)
-            assign(made_cost, "__dict__", dict(zip(_COST_FIELDS, cost[0], strict=True)))
+            assign(made_cost, "__dict__", cost[0])
             assign(made_cost, "__pydantic_fields_set__", sets[cost[1]])
             assign(made_cost, "__pydantic_extra__", None)
             assign(made_cost, "__pydantic_private__", None)
-            values[_COST] = made_cost
+            fields["cost"] = made_cost
         record = new(ResidencyRecord)
-        assign(record, "__dict__", dict(zip(_FIELDS, values, strict=True)))
+        assign(record, "__dict__", fields)
         assign(record, "__pydantic_fields_set__", sets[fields_set])
         assign(record, "__pydantic_extra__", None)
         assign(record, "__pydantic_private__", None)
