@@ -77,18 +77,20 @@ def read_spread(files: FileSource, prefix: str, keep: Keep) -> list[ResidencyRec
             return None
         if raw is None or (path.endswith(".csv") and is_adapter_input(raw)):
             continue
-        try:
-            text = raw.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            return None
         is_csv = path.endswith(".csv")
         # A quoted CSV cell may hold a newline: such a file's lines are not its records.
-        index_key = _index_key(raw) if not (is_csv and '"' in text) else ""
-        del raw
+        index_key = _index_key(raw) if not (is_csv and b'"' in raw) else ""
         known = _known(index_key) if isinstance(keep, Window) else None
-        if known is not None and isinstance(keep, Window):
+        ranges = _kept_ranges(known[0], keep) if known is not None and isinstance(keep, Window) else None
+        try:
+            # A known file none of whose lines are kept is not even decoded.
+            text = raw.decode("utf-8-sig") if ranges != [] else ""
+        except UnicodeDecodeError:
+            return None
+        del raw
+        if known is not None and ranges is not None:
             spans, file_runs, currency = known
-            reads = _read_known(prefix + path, text, is_csv, keep, _kept_ranges(spans, keep))
+            reads = _read_known(prefix + path, text, is_csv, keep, ranges)
         else:
             spans, file_runs, currency = [], {}, None
             reads = _read_file(prefix + path, text, is_csv, keep)
