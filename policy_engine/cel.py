@@ -211,33 +211,76 @@ def to_days(d: timedelta) -> float:
 
 def fmt(value: Any) -> str:
     """Render a value for a human message, the same way on both backends."""
+    exact = _FORMATTERS.get(type(value))
+    if exact is not None:
+        return exact(value)
     if isinstance(value, bool):
-        return "true" if value else "false"
+        return _fmt_bool(value)
     if isinstance(value, timedelta):
-        total = value.total_seconds()
-        sign = "-" if total < 0 else ""
-        total = abs(total)
-        if total >= 86400:
-            return f"{sign}{total / 86400:.1f}d"
-        if total >= 3600:
-            return f"{sign}{total / 3600:.1f}h"
-        return f"{sign}{total:.0f}s"
+        return _fmt_duration(value)
     if isinstance(value, datetime):
-        if value.tzinfo is not UTC:
-            value = value.astimezone(UTC)
-        # By field, not strftime: faster, and %Y would write the year 1 as "1".
-        return f"{value.year:04d}-{value.month:02d}-{value.day:02d} {value.hour:02d}:{value.minute:02d} UTC"
+        return _fmt_timestamp(value)
     if isinstance(value, list | tuple):
-        return ", ".join(fmt(v) for v in value)
+        return _fmt_list(value)
     if isinstance(value, int):
-        return f"{value:,}"
+        return _fmt_int(value)
     if isinstance(value, float):
-        if value.is_integer() and abs(value) >= 1000:
-            return f"{value:,.0f}"
-        if value.is_integer():
-            return f"{value:.0f}"
-        return f"{value:,.2f}".rstrip("0").rstrip(".") if abs(value) >= 1 else f"{value:.3g}"
+        return _fmt_double(value)
     return str(value)
+
+
+# One function per kind of value: the C++ runtime calls the one of the overload it picked, and
+# ``fmt`` the one of the value's exact type (messages call it ~100,000 times on 10,000 versions).
+
+
+def _fmt_bool(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def _fmt_duration(value: timedelta) -> str:
+    total = value.total_seconds()
+    sign = "-" if total < 0 else ""
+    total = abs(total)
+    if total >= 86400:
+        return f"{sign}{total / 86400:.1f}d"
+    if total >= 3600:
+        return f"{sign}{total / 3600:.1f}h"
+    return f"{sign}{total:.0f}s"
+
+
+def _fmt_timestamp(value: datetime) -> str:
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    # By field, not strftime: faster, and %Y would write the year 1 as "1".
+    return f"{value.year:04d}-{value.month:02d}-{value.day:02d} {value.hour:02d}:{value.minute:02d} UTC"
+
+
+def _fmt_list(value: list[Any] | tuple[Any, ...]) -> str:
+    return ", ".join(fmt(v) for v in value)
+
+
+def _fmt_int(value: int) -> str:
+    return f"{value:,}"
+
+
+def _fmt_double(value: float) -> str:
+    if value.is_integer() and abs(value) >= 1000:
+        return f"{value:,.0f}"
+    if value.is_integer():
+        return f"{value:.0f}"
+    return f"{value:,.2f}".rstrip("0").rstrip(".") if abs(value) >= 1 else f"{value:.3g}"
+
+
+_FORMATTERS: dict[type, Callable[[Any], str]] = {
+    bool: _fmt_bool,
+    int: _fmt_int,
+    float: _fmt_double,
+    str: str,
+    timedelta: _fmt_duration,
+    datetime: _fmt_timestamp,
+    list: _fmt_list,
+    tuple: _fmt_list,
+}
 
 
 # ---------------------------------------------------------------------------- error texts
@@ -362,16 +405,16 @@ class Checker:
 def _cpp_functions(cel: Any) -> list[Any]:
     t = cel.Type
     fmt_overloads = [
-        cel.Overload(f"fmt_{name}", return_type=t.STRING, parameters=[typ], impl=fmt)
-        for name, typ in (
-            ("int", t.INT),
-            ("uint", t.UINT),
-            ("double", t.DOUBLE),
-            ("string", t.STRING),
-            ("bool", t.BOOL),
-            ("duration", t.DURATION),
-            ("timestamp", t.TIMESTAMP),
-            ("list", t.LIST),
+        cel.Overload(f"fmt_{name}", return_type=t.STRING, parameters=[typ], impl=impl)
+        for name, typ, impl in (
+            ("int", t.INT, _fmt_int),
+            ("uint", t.UINT, fmt),
+            ("double", t.DOUBLE, _fmt_double),
+            ("string", t.STRING, str),
+            ("bool", t.BOOL, _fmt_bool),
+            ("duration", t.DURATION, _fmt_duration),
+            ("timestamp", t.TIMESTAMP, _fmt_timestamp),
+            ("list", t.LIST, _fmt_list),
         )
     ]
     return [
