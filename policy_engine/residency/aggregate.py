@@ -28,10 +28,12 @@ Definitions (every key is omitted when no record provides the underlying field):
 
 from __future__ import annotations
 
+import operator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
-from typing import Any
+from typing import Any, cast
 
 from policy_engine.errors import InputError, InputErrors
 from policy_engine.loading import Portfolio
@@ -148,75 +150,9 @@ def _measure(
     window_start = as_of - timedelta(days=window_days)
     window_hours = window_days * 24.0
 
-    # deployment -> day -> source kind -> accumulator
-    raw: dict[str, dict[int, dict[str, Day]]] = {}
-    unknown: list[ResidencyRecord] = []
-    unattributed: list[ResidencyRecord] = []
-    currency_errors: list[InputError] = []
-    unattributed_cost = 0.0
-    any_cost = False
-    any_record = False
     by_id = index.by_id
-    resolved: dict[tuple[str, tuple[tuple[str, str], ...]], str | None] = {}
-
-    for record in records:
-        if record.window_start < window_start or record.window_end > window_end:
-            continue
-        s = record.window_start.timestamp()
-        e = record.window_end.timestamp()
-        any_record = True
-        cost = record.cost
-        if cost is not None:
-            any_cost = True
-            if cost.currency != index.currency:
-                file, line = record.origin or ("<records>", 0)
-                currency_errors.append(
-                    InputError(
-                        file,
-                        line,
-                        1,
-                        f"cost in {cost.currency}, but the portfolio's currency is {index.currency}",
-                        "$.cost.currency",
-                        f"{index.currency}; convert before import",
-                    )
-                )
-                continue
-        dep_id = record.deployment_id
-        if dep_id is None:
-            unattributed.append(record)
-            if cost is not None:
-                unattributed_cost += cost.total
-            continue
-        if dep_id not in by_id:
-            key = (dep_id, tuple(sorted(record.labels.items())))
-            if key not in resolved:
-                resolved[key] = index.match_labels(record.labels) if record.labels else None
-            target = resolved[key]
-            if target is None:
-                unknown.append(record)
-                if cost is not None:
-                    unattributed_cost += cost.total
-                continue
-            dep_id = target
-        days = raw.setdefault(dep_id, {})
-        kind = record.source_kind
-        duration = e - s
-        first = int(s // DAY)
-        last = int((e - 1) // DAY)
-        for day in range(first, last + 1):
-            if first == last:
-                fraction, hours = 1.0, duration / 3600.0
-            else:
-                overlap = min(e, (day + 1) * DAY) - max(s, day * DAY)
-                fraction, hours = overlap / duration, overlap / 3600.0
-            acc = days.setdefault(day, {}).setdefault(kind, {})
-            _add(acc, record, fraction, hours)
-
-    if currency_errors:
-        raise InputErrors(currency_errors)
-
-    merged = {dep: {day: _merge(kinds) for day, kinds in days.items()} for dep, days in raw.items()}
-    totals = _fill_shares(merged, index)
+    collected = _collect(records, index, window_start, window_end)
+    merged, dep_aggs, totals = _deployments(collected.raw, by_id)
 
     by_target: dict[str, dict[str, Any]] = {}
     daily: dict[str, dict[int, Day]] = {}
@@ -246,7 +182,7 @@ def _measure(
         for info in members:
             merged_days = merged.get(info.id)
             if merged_days:
-                agg = _Agg.of(info, merged_days)
+                agg = dep_aggs[info.id]
                 parts.append(agg)
                 by_target[info.target] = finish(agg, floor_of(info), share_floor_of(info))
                 daily[info.target] = merged_days
@@ -272,68 +208,285 @@ def _measure(
         by_target[model_id] = finish(
             agg, floor_of(parts_of[0][0]), share_floor if share_floor is not None else low_traffic_share
         )
-    if any_record:
+    if collected.any_record:
         agg = _Agg.combine(model_aggs, len(by_id), shares=True)
         values = finish(agg, util_floor, low_traffic_share)
-        if any_cost:
+        if collected.any_cost:
             attributed = values.get("cost", 0.0)
-            values["unattributed_cost"] = _round(unattributed_cost)
-            values["total_cost"] = _round(attributed + unattributed_cost)
+            values["unattributed_cost"] = _round(collected.unattributed_cost)
+            values["total_cost"] = _round(attributed + collected.unattributed_cost)
         by_target["portfolio"] = {k: values[k] for k in PORTFOLIO_KEYS if k in values}
     return Measured(
         by_target=by_target,
-        unknown=unknown,
-        unattributed=unattributed,
+        unknown=collected.unknown,
+        unattributed=collected.unattributed,
         window_start=window_start,
         window_end=window_end,
         days=daily,
     )
 
 
-def _add(acc: Day, record: ResidencyRecord, fraction: float, hours: float) -> None:
-    if record.gpu_hours is not None:
-        acc["gpu_hours"] = acc.get("gpu_hours", 0.0) + record.gpu_hours * fraction
-    if record.warm_replica_hours is not None:
-        acc["warm"] = acc.get("warm", 0.0) + record.warm_replica_hours * fraction
-    if record.cost is not None:
-        acc["cost"] = acc.get("cost", 0.0) + record.cost.total * fraction
-    if record.requests is not None:
-        acc["requests"] = acc.get("requests", 0.0) + record.requests * fraction
-    if record.tokens_in is not None:
-        acc["tokens_in"] = acc.get("tokens_in", 0.0) + record.tokens_in * fraction
-    if record.tokens_out is not None:
-        acc["tokens_out"] = acc.get("tokens_out", 0.0) + record.tokens_out * fraction
-    if record.gpu_util_avg is not None:
-        weight = record.gpu_hours * fraction if record.gpu_hours else hours
-        acc["util"] = acc.get("util", 0.0) + record.gpu_util_avg * weight
-        acc["util_w"] = acc.get("util_w", 0.0) + weight
-    if record.traffic_share is not None:
-        acc["share"] = acc.get("share", 0.0) + record.traffic_share * hours
-        acc["share_h"] = acc.get("share_h", 0.0) + hours
-    if record.coverage is not None:
-        acc["cov_h"] = acc.get("cov_h", 0.0) + record.coverage * hours
+# A deployment's day with a single record so far (the common case), all of it in the day: the
+# record, its hours, and the day's values from that record alone.
+OneRecord = tuple[ResidencyRecord, float, Day]
+Sources = dict[str, Day]  # otherwise, by source kind: the sums of its records (see ``_add``)
+RawDays = dict[int, OneRecord | Sources]
+
+
+@dataclass
+class _Collected:
+    """The records in the window, added up per deployment, day and source; and what cannot be joined."""
+
+    raw: dict[str, RawDays] = field(default_factory=dict)  # by deployment
+    unknown: list[ResidencyRecord] = field(default_factory=list)
+    unattributed: list[ResidencyRecord] = field(default_factory=list)
+    unattributed_cost: float = 0.0  # of unattributed records and unknown deployments, in record order
+    any_record: bool = False
+    any_cost: bool = False
+
+
+def _collect(
+    records: list[ResidencyRecord], index: DeploymentIndex, window_start: datetime, window_end: datetime
+) -> _Collected:
+    """Add up the records in ``[window_start, window_end)`` by deployment, UTC day and source."""
+    out = _Collected()
+    raw = out.raw
+    by_id = index.by_id
+    currency = index.currency
+    resolved: dict[tuple[str, tuple[tuple[str, str], ...]], str | None] = {}
+    spans: dict[tuple[datetime, datetime], _Span] = {}  # records share windows (and their datetimes)
+    currency_errors: list[InputError] = []
+    # locals, not attributes of ``out``: this loop runs once per record, by the hundred thousand
+    unattributed_cost = 0.0
+    any_cost = False
+    any_record = False
+    for record in records:
+        fields = record.__dict__  # the model's field values, read without attribute lookups
+        start = fields["window_start"]
+        end = fields["window_end"]
+        if start < window_start or end > window_end:
+            continue
+        any_record = True
+        cost = fields["cost"]
+        if cost is not None:
+            any_cost = True
+            if cost.currency != currency:
+                currency_errors.append(_currency_error(record, cost.currency, currency))
+                continue
+        dep_id = fields["deployment_id"]
+        if dep_id is None:
+            out.unattributed.append(record)
+            if cost is not None:
+                unattributed_cost += cost.total
+            continue
+        if dep_id not in by_id:
+            labels = fields["labels"]
+            key = (dep_id, tuple(sorted(labels.items())))
+            if key not in resolved:
+                resolved[key] = index.match_labels(labels) if labels else None
+            target = resolved[key]
+            if target is None:
+                out.unknown.append(record)
+                if cost is not None:
+                    unattributed_cost += cost.total
+                continue
+            dep_id = target
+        days = raw.get(dep_id)
+        if days is None:
+            days = raw[dep_id] = {}
+        span = spans.get((start, end))
+        if span is None:
+            span = spans[start, end] = _span(start, end)
+        s, e, first, last, hours = span
+        if first != last:
+            _spread(days, record, s, e, first, last)
+        elif first in days:
+            _add(_accumulator(days, first, record.source_kind), fields, 1.0, hours)
+        else:  # the common case: the day's first record, and all of it in the day
+            days[first] = (record, hours, _one_record_day(fields, hours))
+    if currency_errors:
+        raise InputErrors(currency_errors)
+    out.unattributed_cost = unattributed_cost
+    out.any_cost = any_cost
+    out.any_record = any_record
+    return out
+
+
+def _deployments(
+    raw: dict[str, RawDays], by_id: dict[str, DeploymentInfo]
+) -> tuple[dict[str, dict[int, Day]], dict[str, _Agg], Totals]:
+    """Per deployment, its values per day and its aggregate; and the requests' totals."""
+    merged: dict[str, dict[int, Day]] = {}
+    aggs: dict[str, _Agg] = {}
+    requests = _Requests()
+    groups: dict[tuple[str, str], Group] = {}
+    # a deployment at a time: its days are still in the CPU cache for each step
+    for dep_id, days in raw.items():
+        info = by_id[dep_id]
+        group = groups.setdefault((info.endpoint, info.region), len(groups))
+        merged[dep_id] = values = _merge_days(days)
+        requests.count(info, group, values)
+        aggs[dep_id] = _Agg.of(group, values)
+    for dep_id in requests.fill_shares():
+        aggs[dep_id].group_shares = _group_shares(merged[dep_id])
+    return merged, aggs, requests.totals
+
+
+# A window in timestamps: start, end, its first and last UTC day, and its hours (when one day).
+_Span = tuple[float, float, int, int, float]
+
+
+def _span(start: datetime, end: datetime) -> _Span:
+    s = start.timestamp()
+    e = end.timestamp()
+    return s, e, int(s // DAY), int((e - 1) // DAY), (e - s) / 3600.0
+
+
+def _currency_error(record: ResidencyRecord, currency: str, expected: str) -> InputError:
+    file, line = record.origin or ("<records>", 0)
+    return InputError(
+        file,
+        line,
+        1,
+        f"cost in {currency}, but the portfolio's currency is {expected}",
+        "$.cost.currency",
+        f"{expected}; convert before import",
+    )
+
+
+def _spread(days: RawDays, record: ResidencyRecord, s: float, e: float, first: int, last: int) -> None:
+    """Add a record that covers several UTC days (``first`` to ``last``, timestamps ``s`` to ``e``)
+    to each of them: pro rata to its overlap."""
+    kind = record.source_kind
+    fields = record.__dict__
+    duration = e - s
+    for day in range(first, last + 1):
+        overlap = min(e, (day + 1) * DAY) - max(s, day * DAY)
+        _add(_accumulator(days, day, kind), fields, overlap / duration, overlap / 3600.0)
+
+
+def _accumulator(days: RawDays, day: int, kind: str) -> Day:
+    """The day's accumulator of source ``kind``, made when missing."""
+    entry = days.get(day)
+    if entry is None:
+        sources = days[day] = {}
+    elif isinstance(entry, tuple):  # a second record: the first one goes to its accumulator
+        only, hours, _ = entry
+        sources = days[day] = {only.source_kind: _add({}, only.__dict__, 1.0, hours)}
+    else:
+        sources = entry
+    acc = sources.get(kind)
+    if acc is None:
+        acc = sources[kind] = {}
+    return acc
+
+
+def _merge_days(days: RawDays) -> dict[int, Day]:
+    """The values of each day of one deployment."""
+    return {day: entry[2] if isinstance(entry, tuple) else _merge(entry) for day, entry in days.items()}
+
+
+def _add(acc: Day, fields: dict[str, Any], fraction: float, hours: float) -> Day:
+    """Add a record's part (``fields``: its field values) to ``acc``; returns ``acc``."""
+    get = acc.get
+    gpu_hours = fields["gpu_hours"]
+    if gpu_hours is not None:
+        acc["gpu_hours"] = get("gpu_hours", 0.0) + gpu_hours * fraction
+    value = fields["warm_replica_hours"]
+    if value is not None:
+        acc["warm"] = get("warm", 0.0) + value * fraction
+    cost = fields["cost"]
+    if cost is not None:
+        acc["cost"] = get("cost", 0.0) + cost.total * fraction
+    value = fields["requests"]
+    if value is not None:
+        acc["requests"] = get("requests", 0.0) + value * fraction
+    value = fields["tokens_in"]
+    if value is not None:
+        acc["tokens_in"] = get("tokens_in", 0.0) + value * fraction
+    value = fields["tokens_out"]
+    if value is not None:
+        acc["tokens_out"] = get("tokens_out", 0.0) + value * fraction
+    value = fields["gpu_util_avg"]
+    if value is not None:
+        weight = gpu_hours * fraction if gpu_hours else hours
+        acc["util"] = get("util", 0.0) + value * weight
+        acc["util_w"] = get("util_w", 0.0) + weight
+    value = fields["traffic_share"]
+    if value is not None:
+        acc["share"] = get("share", 0.0) + value * hours
+        acc["share_h"] = get("share_h", 0.0) + hours
+    value = fields["coverage"]
+    if value is not None:
+        acc["cov_h"] = get("cov_h", 0.0) + value * hours
+    return acc
+
+
+def _one_record_day(fields: dict[str, Any], hours: float) -> Day:
+    """``_as_values(_add({}, fields, 1.0, hours))`` in fewer steps: the values of a day that has a
+    single record (``fields``: its field values), all of it in the day.
+
+    The same operations on the same numbers, in the same order, less those that change nothing:
+    ``value * 1.0`` is ``value``. Adding to 0.0 is kept: it makes an integer a float and -0.0 0.0."""
+    values: Day = {}
+    gpu_hours = fields["gpu_hours"]
+    if gpu_hours is not None:
+        values["gpu_hours"] = 0.0 + gpu_hours
+    value = fields["warm_replica_hours"]
+    if value is not None:
+        values["warm"] = 0.0 + value
+    cost = fields["cost"]
+    if cost is not None:
+        values["cost"] = 0.0 + cost.total
+    value = fields["requests"]
+    if value is not None:
+        values["requests"] = 0.0 + value
+    value = fields["tokens_in"]
+    if value is not None:
+        values["tokens_in"] = 0.0 + value
+    value = fields["tokens_out"]
+    if value is not None:
+        values["tokens_out"] = 0.0 + value
+    value = fields["gpu_util_avg"]
+    if value is not None:
+        weight = gpu_hours if gpu_hours else hours
+        weighted = 0.0 + value * weight
+        weight = 0.0 + weight
+        values["util"] = weighted / weight if weight > 0 else 0.0
+        values["util_w"] = weight
+    value = fields["coverage"]
+    if value is not None:
+        values["cov_h"] = min(0.0 + value * hours, 24.0)
+    value = fields["traffic_share"]
+    if value is not None:  # last, where ``_as_values`` puts it
+        values["share"] = (0.0 + value * hours) / (0.0 + hours)
+    return values
 
 
 def _merge(kinds: dict[str, Day]) -> Day:
     """One day of one deployment: each field from its best source; ratios become values."""
     if len(kinds) == 1:
-        (only,) = kinds.values()
-        chosen = dict(only)
-    else:
-        chosen = {}
-        ordered = sorted(kinds)
-        for name in (*_SUMS, "util", "share"):
-            keys = _PAIRS.get(name, (name,))
-            best = None
-            for kind in ordered:
-                if keys[0] in kinds[kind] and (best is None or _rank(kind, name) < _rank(best, name)):
-                    best = kind
-            if best is not None:
-                for key in keys:
-                    chosen[key] = kinds[best][key]
-        coverages = [acc["cov_h"] for acc in kinds.values() if "cov_h" in acc]
-        if coverages:
-            chosen["cov_h"] = max(coverages)
+        (chosen,) = kinds.values()  # (the accumulators are made for this merge: no need to copy)
+        return _as_values(chosen)
+    chosen = {}
+    ordered = sorted(kinds)
+    for name in (*_SUMS, "util", "share"):
+        keys = _PAIRS.get(name, (name,))
+        best = None
+        for kind in ordered:
+            if keys[0] in kinds[kind] and (best is None or _rank(kind, name) < _rank(best, name)):
+                best = kind
+        if best is not None:
+            for key in keys:
+                chosen[key] = kinds[best][key]
+    coverages = [acc["cov_h"] for acc in kinds.values() if "cov_h" in acc]
+    if coverages:
+        chosen["cov_h"] = max(coverages)
+    return _as_values(chosen)
+
+
+def _as_values(chosen: Day) -> Day:
+    """Turn a day's accumulated ratios into values, in place; returns ``chosen``."""
     if "util" in chosen:
         chosen["util"] = chosen["util"] / chosen["util_w"] if chosen["util_w"] > 0 else 0.0
     if "share" in chosen:
@@ -343,31 +496,44 @@ def _merge(kinds: dict[str, Day]) -> Day:
     return chosen
 
 
-def _fill_shares(
-    merged: dict[str, dict[int, Day]], index: DeploymentIndex
-) -> dict[tuple[str, str, int], float]:
-    """Derive a missing daily share from requests against the endpoint/region's total.
+Group = int  # an endpoint and region, numbered (cheaper keys than the pair)
+Totals = dict[int, dict[Group, float]]  # day -> endpoint/region -> requests
 
-    Returns the totals: requests per (endpoint, region, day) over non-shadow deployments.
-    """
-    totals: dict[tuple[str, str, int], float] = {}
-    for dep_id, days in merged.items():
-        info = index.by_id[dep_id]
-        if info.stage == "shadow":
-            continue
+
+class _Requests:
+    """Requests per day and endpoint/region over non-shadow deployments (``totals``), counted a
+    deployment at a time; then the daily shares they give where no source gave one."""
+
+    def __init__(self) -> None:
+        self.totals: Totals = {}
+        self._missing: list[tuple[str, Day, int, Group]] = []  # days without a share
+
+    def count(self, info: DeploymentInfo, group: Group, days: dict[int, Day]) -> None:
+        """Count the days of deployment ``info`` (``group``: its endpoint/region)."""
+        totals = self.totals
+        counted = info.stage != "shadow"
         for day, values in days.items():
-            if "requests" in values:
-                key = (info.endpoint, info.region, day)
-                totals[key] = totals.get(key, 0.0) + values["requests"]
-    for dep_id, days in merged.items():
-        info = index.by_id[dep_id]
-        for day, values in days.items():
-            if "share" in values or "requests" not in values:
+            requests = values.get("requests")
+            if requests is None:
                 continue
-            total = totals.get((info.endpoint, info.region, day), 0.0)
+            if counted:
+                of_day = totals.get(day)
+                if of_day is None:
+                    of_day = totals[day] = {}
+                of_day[group] = of_day.get(group, 0.0) + requests
+            if "share" not in values:
+                self._missing.append((info.id, values, day, group))
+
+    def fill_shares(self) -> dict[str, None]:
+        """Derive each missing daily share from requests against the endpoint/region's total
+        (once all are counted); returns the deployments that got any."""
+        filled: dict[str, None] = {}
+        for dep_id, values, day, group in self._missing:
+            total = self.totals.get(day, {}).get(group, 0.0)
             if total > 0:
                 values["share"] = min(values["requests"] / total, 1.0)
-    return totals
+                filled[dep_id] = None
+        return filled
 
 
 def _streak(daily: dict[int, float], floor: float) -> int:
@@ -381,18 +547,44 @@ def _streak(daily: dict[int, float], floor: float) -> int:
     return count
 
 
+def _util_streak(util_days: dict[int, tuple[float, float]], floor: float) -> int:
+    """``_streak`` of the daily utilisations, each worked out only if the run gets to its day."""
+    if not util_days:
+        return 0
+    day = max(util_days)
+    count = 0
+    while day in util_days:
+        weighted, weight = util_days[day]
+        if not (weighted / weight if weight > 0 else 0.0) < floor:
+            break
+        count += 1
+        day -= 1
+    return count
+
+
 def _round(value: float) -> float:
     return round(value, _DIGITS) + 0.0
 
 
+UtilDays = dict[int, tuple[float, float]]  # day -> (utilisation × weight, weight)
+GroupShares = dict[int, float]  # day -> share, of one endpoint/region
+ShareDays = dict[int, dict[Group, float]]  # day -> endpoint/region -> summed shares
+
+
 class _Agg:
-    """What one scope's records add up to, before it is turned into ``measured`` values."""
+    """What one scope's records add up to, before it is turned into ``measured`` values.
+
+    Once combined, an aggregate is not changed: a scope with a single part shares its days.
+    Daily shares all of one endpoint/region (``share_group``), as those of a deployment, are
+    kept by day in ``group_shares``; otherwise by day and endpoint/region in ``share_days``."""
 
     __slots__ = (
         "covered",
         "declared",
+        "group_shares",
         "has_coverage",
         "share_days",
+        "share_group",
         "sums",
         "util_days",
         "util_sum",
@@ -403,35 +595,41 @@ class _Agg:
         self.sums: dict[str, float] = {}
         self.util_sum = 0.0
         self.util_weight = 0.0
-        self.util_days: dict[int, list[float]] = {}
-        self.share_days: dict[int, dict[tuple[str, str], float]] = {}
+        self.util_days: UtilDays = {}
+        self.share_group: Group | None = None
+        self.group_shares: GroupShares = {}
+        self.share_days: ShareDays = {}
         self.covered = 0.0
         self.has_coverage = False
         self.declared = declared
 
     @classmethod
-    def of(cls, info: DeploymentInfo, days: dict[int, Day]) -> _Agg:
+    def of(cls, group: Group, days: dict[int, Day]) -> _Agg:
+        """A deployment's aggregate (``group``: its endpoint/region)."""
         agg = cls(1)
-        sums = agg.sums
-        group = (info.endpoint, info.region)
+        agg.sums = _sums(days.values())
+        agg.share_group = group
+        util_days = agg.util_days
+        group_shares = agg.group_shares
+        util_sum = util_weight = covered = 0.0
         for day, values in days.items():
-            for name in _SUMS:
-                value = values.get(name)
-                if value is not None:
-                    sums[name] = sums.get(name, 0.0) + value
             util = values.get("util")
             if util is not None:
                 weight = values["util_w"]
-                agg.util_sum += util * weight
-                agg.util_weight += weight
-                agg.util_days[day] = [util * weight, weight]
-            share = values.get("share")
+                weighted = util * weight
+                util_sum += weighted
+                util_weight += weight
+                util_days[day] = (weighted, weight)
+            share = values.get("share")  # (as ``_group_shares``, in the same pass)
             if share is not None:
-                agg.share_days[day] = {group: share}
-            covered = values.get("cov_h")
-            if covered is not None:
+                group_shares[day] = share
+            covered_hours = values.get("cov_h")
+            if covered_hours is not None:
                 agg.has_coverage = True
-                agg.covered += covered
+                covered += covered_hours
+        agg.util_sum = util_sum
+        agg.util_weight = util_weight
+        agg.covered = covered
         return agg
 
     @classmethod
@@ -446,23 +644,16 @@ class _Agg:
                 sums[name] = sums.get(name, 0.0) + value
             agg.util_sum += part.util_sum
             agg.util_weight += part.util_weight
-            for day, (weighted, weight) in part.util_days.items():
-                pair = agg.util_days.get(day)
-                if pair is None:
-                    agg.util_days[day] = [weighted, weight]
-                else:
-                    pair[0] += weighted
-                    pair[1] += weight
             agg.covered += part.covered
             agg.has_coverage = agg.has_coverage or part.has_coverage
-        for part in share_parts if share_parts is not None else (parts if shares else []):
-            for day, groups in part.share_days.items():
-                mine = agg.share_days.get(day)
-                if mine is None:
-                    agg.share_days[day] = dict(groups)
-                    continue
-                for group, share in groups.items():
-                    mine[group] = mine.get(group, 0.0) + share
+        agg.util_days = _summed_util_days([part.util_days for part in parts])
+        chosen = share_parts if share_parts is not None else (parts if shares else [])
+        groups = {part.share_group for part in chosen}
+        if len(groups) == 1 and None not in groups:
+            agg.share_group = chosen[0].share_group
+            agg.group_shares = _summed_group_shares([part.group_shares for part in chosen])
+        else:
+            agg.share_days = _summed_share_days(chosen)
         return agg
 
     def values(
@@ -471,8 +662,9 @@ class _Agg:
         run_rate: float,
         util_floor: float,
         share_floor: float,
-        totals: dict[tuple[str, str, int], float],
+        totals: Totals,
     ) -> dict[str, Any]:
+        """The scope's ``measured`` values, in ``KEYS`` order."""
         sums = self.sums
         out: dict[str, Any] = {}
         if "gpu_hours" in sums:
@@ -487,31 +679,103 @@ class _Agg:
         for name in ("requests", "tokens_in", "tokens_out"):
             if name in sums:
                 out[name] = _round(sums[name])
-        daily_share = {
-            day: _day_share(day, groups, totals) for day, groups in self.share_days.items() if groups
-        }
+        daily_share = self.group_shares if self.share_group is not None else self._daily_shares(totals)
         if daily_share:
             out["traffic_share"] = _round(min(sum(daily_share.values()) / len(daily_share), 1.0))
         if self.util_days:
-            daily_util = {day: (s / w if w > 0 else 0.0) for day, (s, w) in self.util_days.items()}
-            out["days_util_below_floor"] = _streak(daily_util, util_floor)
+            out["days_util_below_floor"] = _util_streak(self.util_days, util_floor)
         if daily_share:
             out["days_low_traffic"] = _streak(daily_share, share_floor)
         if self.has_coverage:
             out["coverage"] = _round(min(self.covered / (window_hours * self.declared), 1.0))
-        return {key: out[key] for key in KEYS if key in out}
+        return out
+
+    def _daily_shares(self, totals: Totals) -> dict[int, float]:
+        """The scope's share per day, from those of its endpoints/regions (``share_days``)."""
+        daily: dict[int, float] = {}
+        for day, groups in self.share_days.items():
+            if len(groups) == 1:  # one endpoint/region: its share
+                (share,) = groups.values()
+                daily[day] = share
+            elif groups:
+                daily[day] = _day_share(day, groups, totals)
+        return daily
 
 
-def _day_share(
-    day: int, groups: dict[tuple[str, str], float], totals: dict[tuple[str, str, int], float]
-) -> float:
+def _sums(days: Iterable[Day]) -> dict[str, float]:
+    """Each field of ``_SUMS`` summed over ``days`` in order, from 0.0; absent where no day has it."""
+    sums: dict[str, float] = {}
+    for values in days:
+        for name in _SUMS:
+            value = values.get(name)
+            if value is not None:
+                sums[name] = sums.get(name, 0.0) + value
+    return sums
+
+
+def _group_shares(days: dict[int, Day]) -> GroupShares:
+    """A deployment's daily shares."""
+    return {day: values["share"] for day, values in days.items() if "share" in values}
+
+
+def _summed_util_days(parts: list[UtilDays]) -> UtilDays:
+    """Per day, the parts' weighted utilisations and weights, each summed in part order."""
+    if len(parts) == 1:
+        return parts[0]
+    summed: UtilDays = {}
+    for days in parts:
+        for day, pair in days.items():
+            mine = summed.get(day)
+            summed[day] = pair if mine is None else (mine[0] + pair[0], mine[1] + pair[1])
+    return summed
+
+
+def _summed_group_shares(parts: list[GroupShares]) -> GroupShares:
+    """Per day, the shares of parts of the same endpoint/region, summed in part order."""
+    if len(parts) == 1:
+        return parts[0]
+    summed: GroupShares = {}
+    for shares in parts:
+        for day, share in shares.items():
+            mine = summed.get(day)
+            summed[day] = share if mine is None else mine + share
+    return summed
+
+
+def _summed_share_days(parts: list[_Agg]) -> ShareDays:
+    """Per day and endpoint/region, the parts' shares summed in part order."""
+    if len(parts) == 1 and parts[0].share_group is None:
+        return parts[0].share_days
+    summed: ShareDays = {}
+    for part in parts:
+        group = part.share_group
+        if group is not None:
+            for day, share in part.group_shares.items():
+                mine = summed.get(day)
+                if mine is None:
+                    summed[day] = {group: share}
+                else:
+                    mine[group] = mine.get(group, 0.0) + share
+            continue
+        for day, groups in part.share_days.items():
+            mine = summed.get(day)
+            if mine is None:
+                summed[day] = dict(groups)  # a copy: the parts that follow add to it
+                continue
+            for group, share in groups.items():
+                mine[group] = mine.get(group, 0.0) + share
+    return summed
+
+
+def _day_share(day: int, groups: dict[Group, float], totals: Totals) -> float:
     """Shares of several endpoint/region groups, weighted by their requests when all are known."""
-    if len(groups) == 1:
-        return next(iter(groups.values()))
-    weights = [totals.get((endpoint, region, day)) for endpoint, region in groups]
-    known = [w for w in weights if w is not None]
-    if len(known) == len(weights) and sum(known) > 0:
-        return sum(share * w for share, w in zip(groups.values(), known, strict=True)) / sum(known)
+    weights = list(map(totals.get(day, {}).get, groups))
+    if None not in weights:
+        known = cast("list[float]", weights)
+        total = sum(known)
+        if total > 0:
+            products: map[float] = map(operator.mul, groups.values(), known)
+            return sum(products) / total
     return sum(groups.values()) / len(groups)
 
 

@@ -216,6 +216,29 @@ def test_a_record_spanning_days_is_spread(chat: Portfolio) -> None:
     assert [row["gpu_hours"] for row in measured.series["chat@1/chat-use1"]] == [10.0] * 7
 
 
+def test_hourly_records_add_up_as_one_daily_record(chat: Portfolio) -> None:
+    fields = {"gpu_util_avg": 0.25, "traffic_share": 0.5, "coverage": 1.0}
+    hourly = [
+        ResidencyRecord.model_validate(
+            {
+                "deployment_id": "chat-use1",
+                "window_start": FIRST + timedelta(days=2, hours=hour),
+                "window_end": FIRST + timedelta(days=2, hours=hour + 1),
+                "provenance": {"source": "prometheus"},
+                "gpu_hours": 1.0,
+                "requests": 10,
+                **fields,
+            }
+        )
+        for hour in range(24)
+    ]
+    daily = [day(2, source="prometheus", gpu_hours=24.0, requests=240, **fields)]
+    by_hour, by_day = measure(chat, hourly, AS_OF), measure(chat, daily, AS_OF)
+    assert by_hour.by_target == by_day.by_target
+    assert by_hour.series == by_day.series
+    assert by_hour.series["chat@1/chat-use1"][0]["gpu_hours"] == 24.0
+
+
 def test_cost_in_another_currency_is_an_input_error(chat: Portfolio) -> None:
     euro = day(2, cost={"total": 1.0, "currency": "EUR", "basis": "effective"}).located(
         "residency/eu.jsonl", 4
@@ -259,3 +282,28 @@ def test_the_example_portfolio(acme: Portfolio, acme_root: Any) -> None:
     }
     portfolio = by["portfolio"]
     assert 0 < portfolio["unattributed_cost"] < 0.05 * portfolio["total_cost"]
+
+
+_ONE_DAY_VALUES: list[dict[str, Any]] = [
+    {},
+    {"gpu_hours": 24.0, "gpu_util_avg": 0.31, "traffic_share": 0.2, "coverage": 0.75},
+    {"gpu_hours": 0.0, "gpu_util_avg": 0.5, "requests": 7, "tokens_in": 3, "tokens_out": 0},
+    {"gpu_hours": -0.0, "warm_replica_hours": 3, "gpu_util_avg": 0.0, "coverage": 1.0},
+    {"cost": {"total": 19.2, "currency": "USD", "basis": "effective"}, "traffic_share": 1.0},
+    {"gpu_hours": 1e-300, "gpu_util_avg": 1.0, "coverage": 0.999999, "requests": 2**53 + 1},
+]
+
+
+@pytest.mark.parametrize("values", _ONE_DAY_VALUES)
+@pytest.mark.parametrize("hours", [24.0, 1.0, 0.25, 1e-9])
+def test_a_day_of_one_record_gives_what_adding_it_up_gives(values: dict[str, Any], hours: float) -> None:
+    """The shortcut for a day with a single record must stay the general path's exact result:
+    the same values, bit for bit, in the same order."""
+    from policy_engine.residency import aggregate
+
+    record = day(2, **values)
+    fields = dict(record.__dict__)
+    shortcut = aggregate._one_record_day(fields, hours)
+    general = aggregate._as_values(aggregate._add({}, fields, 1.0, hours))
+    assert list(shortcut.items()) == list(general.items())
+    assert [repr(v) for v in shortcut.values()] == [repr(v) for v in general.values()]
