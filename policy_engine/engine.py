@@ -18,7 +18,7 @@ from policy_engine.fusion import BATCH, FUSE_FROM, Decision, Fusion
 from policy_engine.loading import ModelEntry
 from policy_engine.models.policy import SEVERITY_RANK
 from policy_engine.models.portfolio import PolicyException
-from policy_engine.models.report import Finding, Location, Status
+from policy_engine.models.report import Finding, Location, Status, packed_findings, unpacked_findings
 from policy_engine.policies import CompiledPolicy, CompiledValidation
 from policy_engine.targets import MODEL_FILE_SCOPES, Target, TargetSet
 from policy_engine.waivers import Assessment, LedgerRules, assess
@@ -63,6 +63,24 @@ class Outcome:
         self.findings.extend(part.findings)
         self.by_status.update(part.by_status)
         self.by_severity.update(part.by_severity)
+
+    def __reduce__(self) -> Any:
+        # Outcomes travel back from workers: their findings marshalled in one go (see
+        # ``packed_findings``), else pickled one by one.
+        packed = packed_findings(self.findings)
+        findings = self.findings if packed is None else packed
+        return (_outcome, (findings, self.by_status, self.by_severity, self.waived_by))
+
+
+def _outcome(
+    findings: list[Finding] | bytes,
+    by_status: Counter[str],
+    by_severity: Counter[str],
+    waived_by: Counter[str],
+) -> Outcome:
+    """An outcome pickled by ``Outcome.__reduce__``."""
+    made = unpacked_findings(findings) if isinstance(findings, bytes) else findings
+    return Outcome(made, by_status, by_severity, waived_by)
 
 
 # What evaluation is spread over: targets, and model files whose targets are made where they

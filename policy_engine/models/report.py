@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import marshal
 from collections.abc import Callable
 from functools import cache
 from typing import Any, Literal, Self, TypeVar
@@ -129,6 +130,56 @@ class Finding(_Out):
     skip_reason: str | None = None
     location: Location = Field(default_factory=Location)
     values: dict[str, Any] = Field(default_factory=dict)
+
+
+def packed_findings(findings: list[Finding]) -> bytes | None:
+    """Findings as one marshalled value, for a worker to send by the ten thousand: marshal
+    writes it in C, where pickling calls ``__reduce__`` per finding and per location (0.27 →
+    0.17 s for 39,000 findings; made again in 0.29 → 0.2 s). Each finding is its field values in
+    order, its location an index into the distinct locations (still shared once made again),
+    its given fields an index into the distinct sets. None when a finding cannot be written so
+    (a value marshal does not know): the caller pickles them instead."""
+    names, location_names = _field_names(Finding), _field_names(Location)
+    at = names.index("location")
+    locations: dict[int, int] = {}
+    location_rows: list[tuple[tuple[Any, ...], int]] = []
+    given: dict[frozenset[str], int] = {}
+    rows: list[tuple[list[Any], int]] = []
+    for finding in findings:
+        fields = finding.__dict__
+        where = fields["location"]
+        if tuple(fields) != names or tuple(where.__dict__) != location_names:
+            return None  # cannot be, short of editing ``__dict__``
+        index = locations.get(id(where))
+        if index is None:
+            index = locations[id(where)] = len(location_rows)
+            where_given = given.setdefault(frozenset(where.__pydantic_fields_set__), len(given))
+            location_rows.append((tuple(where.__dict__.values()), where_given))
+        values = list(fields.values())
+        values[at] = index
+        rows.append((values, given.setdefault(frozenset(finding.__pydantic_fields_set__), len(given))))
+    try:
+        return marshal.dumps((rows, location_rows, [sorted(fields) for fields in given]))
+    except ValueError:
+        return None
+
+
+def unpacked_findings(packed: bytes) -> list[Finding]:
+    """The findings ``packed_findings`` wrote, made again without validating (they were valid
+    where they were made)."""
+    rows, location_rows, given = marshal.loads(packed)
+    sets = [shared_fields_set(frozenset(fields)) for fields in given]
+    names, location_names = _field_names(Finding), _field_names(Location)
+    at = names.index("location")
+    locations = [
+        _assemble(Location, dict(zip(location_names, values, strict=True)), sets[fields])
+        for values, fields in location_rows
+    ]
+    findings = []
+    for values, fields in rows:
+        values[at] = locations[values[at]]
+        findings.append(_assemble(Finding, dict(zip(names, values, strict=True)), sets[fields]))
+    return findings
 
 
 class Tool(_Out):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -137,3 +139,49 @@ def test_findings_travel_whole_and_keep_their_shared_location() -> None:
     assert back[0].location is back[1].location
     assert type(back[0]) is Finding
     assert type(back[0].location) is Location
+
+
+@pytest.mark.parametrize("odd_value", [None, Decimal("1.5")])
+def test_an_outcome_travels_whole_with_its_findings_marshalled(odd_value: Decimal | None) -> None:
+    """An outcome sends its findings marshalled in one go (``packed_findings``), or pickled one
+    by one when a value is not marshal's (a ``Decimal`` here): either way the same findings,
+    given fields, class and shared locations."""
+    import pickle
+
+    from policy_engine.engine import Outcome
+    from policy_engine.models.report import Finding, Location, packed_findings
+
+    where = Location(file="models/a.yaml", line=3, column=5, json_path="$.versions[0]")
+    nowhere = Location()
+    common = {"policy_id": "p", "severity": "error", "enforcement": "soft", "status": "fail"}
+    findings = [
+        Finding.made(
+            fingerprint=f"{index:016d}",
+            validation=str(index),
+            target=f"a@{index % 2}",
+            blocking=index % 3 == 0,
+            message=f"m{index}",
+            location=where if index % 2 else nowhere,
+            values={"days": index + 0.5, "list": [index, "x"], "odd": odd_value} if index % 4 else {},
+            **({"remediation": "fix it"} if index % 5 == 0 else {}),
+            **common,
+        )
+        for index in range(12)
+    ]
+    outcome = Outcome(findings, Counter(fail=12, passed=3), Counter(error=12), Counter({"EXC-1": 2}))
+    assert (packed_findings(findings) is None) == (odd_value is not None)
+    back = pickle.loads(pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL))
+    assert back.findings == findings
+    assert [f.model_dump_json() for f in back.findings] == [f.model_dump_json() for f in findings]
+    assert [f.model_fields_set for f in back.findings] == [f.model_fields_set for f in findings]
+    assert [f.location.model_fields_set for f in back.findings] == [
+        f.location.model_fields_set for f in findings
+    ]
+    assert back.findings[1].location is back.findings[3].location
+    assert back.findings[0].location is back.findings[2].location
+    assert {type(f) for f in back.findings} == {Finding}
+    assert (back.by_status, back.by_severity, back.waived_by) == (
+        outcome.by_status,
+        outcome.by_severity,
+        outcome.waived_by,
+    )
