@@ -386,27 +386,25 @@ def _merge_days(days: RawDays) -> dict[int, Day]:
     return {day: entry[2] if isinstance(entry, tuple) else _merge(entry) for day, entry in days.items()}
 
 
+# Accumulator key and record field of the quantities a record adds pro rata to its days.
+_PRO_RATA = (
+    ("gpu_hours", "gpu_hours"),
+    ("warm", "warm_replica_hours"),
+    ("cost", "cost"),  # its total
+    ("requests", "requests"),
+    ("tokens_in", "tokens_in"),
+    ("tokens_out", "tokens_out"),
+)
+
+
 def _add(acc: Day, fields: dict[str, Any], fraction: float, hours: float) -> Day:
     """Add a record's part (``fields``: its field values) to ``acc``; returns ``acc``."""
     get = acc.get
+    for key, name in _PRO_RATA:
+        value = fields[name]
+        if value is not None:
+            acc[key] = get(key, 0.0) + (value.total if key == "cost" else value) * fraction
     gpu_hours = fields["gpu_hours"]
-    if gpu_hours is not None:
-        acc["gpu_hours"] = get("gpu_hours", 0.0) + gpu_hours * fraction
-    value = fields["warm_replica_hours"]
-    if value is not None:
-        acc["warm"] = get("warm", 0.0) + value * fraction
-    cost = fields["cost"]
-    if cost is not None:
-        acc["cost"] = get("cost", 0.0) + cost.total * fraction
-    value = fields["requests"]
-    if value is not None:
-        acc["requests"] = get("requests", 0.0) + value * fraction
-    value = fields["tokens_in"]
-    if value is not None:
-        acc["tokens_in"] = get("tokens_in", 0.0) + value * fraction
-    value = fields["tokens_out"]
-    if value is not None:
-        acc["tokens_out"] = get("tokens_out", 0.0) + value * fraction
     value = fields["gpu_util_avg"]
     if value is not None:
         weight = gpu_hours * fraction if gpu_hours else hours
