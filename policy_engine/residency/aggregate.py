@@ -427,24 +427,11 @@ def _one_record_day(fields: dict[str, Any], hours: float) -> Day:
     The same operations on the same numbers, in the same order, less those that change nothing:
     ``value * 1.0`` is ``value``. Adding to 0.0 is kept: it makes an integer a float and -0.0 0.0."""
     values: Day = {}
+    for key, name in _PRO_RATA:
+        value = fields[name]
+        if value is not None:
+            values[key] = 0.0 + (value.total if key == "cost" else value)
     gpu_hours = fields["gpu_hours"]
-    if gpu_hours is not None:
-        values["gpu_hours"] = 0.0 + gpu_hours
-    value = fields["warm_replica_hours"]
-    if value is not None:
-        values["warm"] = 0.0 + value
-    cost = fields["cost"]
-    if cost is not None:
-        values["cost"] = 0.0 + cost.total
-    value = fields["requests"]
-    if value is not None:
-        values["requests"] = 0.0 + value
-    value = fields["tokens_in"]
-    if value is not None:
-        values["tokens_in"] = 0.0 + value
-    value = fields["tokens_out"]
-    if value is not None:
-        values["tokens_out"] = 0.0 + value
     value = fields["gpu_util_avg"]
     if value is not None:
         weight = gpu_hours if gpu_hours else hours
