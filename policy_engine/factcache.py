@@ -79,6 +79,7 @@ def _code() -> str:
     import pydantic_core
 
     from policy_engine import targets, yamlsource
+    from policy_engine.residency import join
 
-    modules = (digest, filefacts, portfolio, types, targets, yamlsource)
+    modules = (digest, filefacts, portfolio, types, targets, yamlsource, join)
     return parsecache.code_fingerprint(modules, f"{pydantic.VERSION}/{pydantic_core.__version__}")

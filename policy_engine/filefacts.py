@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 
 from policy_engine.digest import version_digest
 from policy_engine.models.portfolio import ModelFile, Version
+from policy_engine.residency.join import joined_digest
 from policy_engine.yamlsource import SourceMap
 
 
@@ -41,6 +42,7 @@ class VersionSummary(NamedTuple):
 class FileSummary(NamedTuple):
     model_id: str
     versions: tuple[VersionSummary, ...]
+    joined: str  # ``residency.join.joined_digest``: what measured facts read of the file
 
     @property
     def targets(self) -> int:
@@ -72,19 +74,21 @@ def summarize(model: ModelFile) -> FileSummary:
             )
             for version in model.versions
         ),
+        joined_digest(model),
     )
 
 
 def summary_from_plain(value: Any) -> FileSummary | None:
     """A summary read back from its plain form (``tuple`` nesting); None when it has not that shape."""
     try:
-        model_id, versions = value
+        model_id, versions, joined = value
         return FileSummary(
             model_id,
             tuple(
                 VersionSummary(version, stage, tuple(DeploymentSummary(*d) for d in deployments), signoffs)
                 for version, stage, deployments, signoffs in versions
             ),
+            joined,
         )
     except (TypeError, ValueError):
         return None
@@ -96,6 +100,7 @@ def summary_to_plain(summary: FileSummary) -> Any:
         tuple(
             (v.version, v.stage, tuple(tuple(d) for d in v.deployments), v.signoffs) for v in summary.versions
         ),
+        summary.joined,
     )
 
 

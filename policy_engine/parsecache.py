@@ -68,7 +68,9 @@ def code_fingerprint(modules: tuple[Any, ...], extra: str = "") -> str:
 
 
 def key(raw: bytes, mode: str) -> str:
-    return hashlib.sha256(mode.encode() + b"\0" + raw).hexdigest()
+    hashed = hashlib.sha256(mode.encode() + b"\0")
+    hashed.update(raw)  # (not joined to the mode first: a residency file is a copy of 100 MB)
+    return hashed.hexdigest()
 
 
 def contains(digest: str) -> bool:

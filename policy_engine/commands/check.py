@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from policy_engine.cel import Backend, CelCompileError, Checker, create_backend
 from policy_engine.engine import Context, Facts, FailOn, Settings, enforcement_level, evaluate
@@ -31,6 +31,9 @@ from policy_engine.report import build_report
 from policy_engine.sources import DirectorySource, FileSource, display_prefix, repo_root_of
 from policy_engine.targets import build_targets
 from policy_engine.waivers import LedgerRules
+
+if TYPE_CHECKING:
+    from policy_engine.residency.remembered import CheckMeasured
 
 BackendChoice = Literal["auto", "cpp", "python"]
 
@@ -84,6 +87,10 @@ class Loaded:
     backend: Backend
     matchers: dict[str, Any] = field(default_factory=dict)
     residency: list[Any] | None = None  # native residency records, when the portfolio has some
+    # Their measured facts, when a run on the same inputs remembered them (then no record is
+    # read); else the key to remember them by, once measured (see ``residency.remembered``).
+    measured: CheckMeasured | None = None
+    measured_key: str | None = None
 
 
 def policy_sources(options: LoadOptions) -> list[PolicySource]:
@@ -154,19 +161,23 @@ def load_all(options: LoadOptions, inputs: Inputs | None = None) -> Loaded:
     except InputErrors as exc:
         errors.extend(exc.errors)
     matchers = _compile_matchers(portfolio, backend, errors) if portfolio is not None else {}
-    residency = None
+    residency = measured = measured_key = None
     try:
         if inputs is None:
-            residency = load_measured(
-                DirectorySource(options.path), display_prefix(options.path), options.measured_as_of
-            )
+            files, prefix = DirectorySource(options.path), display_prefix(options.path)
+            if options.measured_as_of is not None and portfolio is not None:
+                residency, measured, measured_key = _remembered_or_read(
+                    files, prefix, options.measured_as_of, portfolio
+                )
+            else:
+                residency = load_measured(files, prefix, options.measured_as_of)
         elif inputs.residency is not None:
             residency = inputs.residency()
     except InputErrors as exc:
         errors.extend(exc.errors)
     if errors or portfolio is None:
         raise InputErrors(errors)
-    return Loaded(portfolio, compiled, overrides, backend, matchers, residency)
+    return Loaded(portfolio, compiled, overrides, backend, matchers, residency, measured, measured_key)
 
 
 def load_measured(files: FileSource, prefix: str, as_of: datetime | None = None) -> list[Any] | None:
@@ -180,19 +191,45 @@ def load_measured(files: FileSource, prefix: str, as_of: datetime | None = None)
     return load_residency(files, prefix, in_window(as_of) if as_of is not None else None)
 
 
+def _remembered_or_read(
+    files: FileSource, prefix: str, as_of: datetime, portfolio: Portfolio
+) -> tuple[list[Any] | None, CheckMeasured | None, str | None]:
+    """``load_measured``, unless the measured facts as of ``as_of`` are remembered: (records,
+    facts found, key to remember the facts by)."""
+    from policy_engine import parsecache
+
+    if not parsecache.enabled() or not files.list("residency", (".jsonl", ".csv")):
+        return load_measured(files, prefix, as_of), None, None
+    from policy_engine.residency.aggregate import in_window
+    from policy_engine.residency.native import load_residency
+    from policy_engine.residency.remembered import known_measured, measured_key
+    from policy_engine.residency.spread import Noted, known_files
+
+    window = in_window(as_of)
+    found = known_measured(measured_key(portfolio, known_files(files, window)))
+    if found is not None:
+        return None, found, None
+    noted: Noted = []
+    records = load_residency(files, prefix, window, noted)
+    return records, None, measured_key(portfolio, noted)
+
+
 def with_measured(facts: Facts | None, loaded: Loaded, as_of: datetime) -> Facts | None:
     """Join the portfolio's residency records unless the caller already supplied measured facts."""
-    if loaded.residency is None or (facts is not None and (facts.measured or "measured" in facts.available)):
+    if facts is not None and (facts.measured or "measured" in facts.available):
         return facts
-    from policy_engine.residency.aggregate import measure
+    measured = loaded.measured
+    if measured is None:
+        if loaded.residency is None:
+            return facts
+        from policy_engine.residency.aggregate import measure
+        from policy_engine.residency.remembered import CheckMeasured, remember_measured
 
-    measured = measure(loaded.portfolio, loaded.residency, as_of)
+        measured = CheckMeasured.of(measure(loaded.portfolio, loaded.residency, as_of))
+        remember_measured(loaded.measured_key, measured)
     facts = facts or Facts()
     extra = dict(facts.extra)
-    unknown = [
-        {"id": deployment, **{k: v for k, v in info.items() if k in ("records", "cost")}}
-        for deployment, info in sorted(measured.unknown_deployments().items())
-    ]
+    unknown = measured.unknown
     unknown_cost = round(sum(float(u.get("cost") or 0.0) for u in unknown), 2)
     extra["portfolio"] = {
         **extra.get("portfolio", {}),

@@ -8,12 +8,16 @@ Prometheus selectors as anchored regular expressions, like PromQL's ``=~``.
 
 from __future__ import annotations
 
+import hashlib
 import re
-from dataclasses import dataclass
+from collections.abc import Iterator
 from functools import cached_property
+from typing import TYPE_CHECKING, NamedTuple
 
-from policy_engine.loading import Portfolio
-from policy_engine.models.portfolio import Deployment
+from policy_engine.models.portfolio import ModelFile, Selectors
+
+if TYPE_CHECKING:
+    from policy_engine.loading import Portfolio  # (loading's summaries carry ``joined_digest``)
 
 _INVALID_LABEL_CHAR = re.compile(r"[^a-zA-Z0-9_]")
 _CAMEL = re.compile(r"([a-z0-9])([A-Z])")
@@ -44,8 +48,7 @@ def tag_value(tags: dict[str, object], key: str) -> str | None:
     return str(value)
 
 
-@dataclass(frozen=True, slots=True)
-class DeploymentInfo:
+class DeploymentInfo(NamedTuple):
     """A declared deployment with what the aggregation needs from its version and model."""
 
     id: str
@@ -54,7 +57,7 @@ class DeploymentInfo:
     stage: str
     endpoint: str
     region: str
-    deployment: Deployment
+    selectors: Selectors
     util_floor: float | None
     min_traffic_share: float | None
 
@@ -67,6 +70,44 @@ class DeploymentInfo:
         return f"{self.model}@{self.version}"
 
 
+def deployment_infos(model: ModelFile) -> Iterator[DeploymentInfo]:
+    """The deployments of one model file, with what the aggregation needs of their version and
+    model: all it reads of the file, besides the model's own ``exit_criteria_defaults``."""
+    defaults = model.exit_criteria_defaults
+    for version in model.versions:
+        share = version.exit_criteria.min_traffic_share if version.exit_criteria else None
+        if share is None and defaults is not None:
+            share = defaults.min_traffic_share
+        for deployment in version.deployments:
+            yield DeploymentInfo(
+                id=deployment.id,
+                model=model.id,
+                version=version.version,
+                stage=version.stage,
+                endpoint=deployment.endpoint,
+                region=deployment.region,
+                selectors=deployment.selectors,
+                util_floor=defaults.idle_util_floor if defaults else None,
+                min_traffic_share=share,
+            )
+
+
+def joined_digest(model: ModelFile) -> str:
+    """A digest of everything the aggregation reads of one model file (``deployment_infos`` and
+    the model's ``exit_criteria_defaults``): two files with equal digests give equal measured
+    facts, so that those can be remembered (see ``residency.remembered``)."""
+    defaults = model.exit_criteria_defaults
+    read: list[object] = [model.id, defaults.__dict__ if defaults is not None else None]
+    for info in deployment_infos(model):
+        # every field, a model by its field values (a model's own repr costs several times more)
+        read += info[:_SELECTORS]
+        read += (info.selectors.__dict__, *info[_SELECTORS + 1 :])
+    return hashlib.sha256(repr(read).encode()).hexdigest()[:32]
+
+
+_SELECTORS = DeploymentInfo._fields.index("selectors")
+
+
 class DeploymentIndex:
     """Every declared deployment, by id and by each kind of selector."""
 
@@ -75,30 +116,14 @@ class DeploymentIndex:
         self.currency = portfolio.portfolio.portfolio.currency
         self.hours_per_month = portfolio.portfolio.portfolio.hours_per_month
         for entry in portfolio.models:
-            model = entry.model
-            defaults = model.exit_criteria_defaults
-            for version in model.versions:
-                share = version.exit_criteria.min_traffic_share if version.exit_criteria else None
-                if share is None and defaults is not None:
-                    share = defaults.min_traffic_share
-                for deployment in version.deployments:
-                    self.by_id[deployment.id] = DeploymentInfo(
-                        id=deployment.id,
-                        model=model.id,
-                        version=version.version,
-                        stage=version.stage,
-                        endpoint=deployment.endpoint,
-                        region=deployment.region,
-                        deployment=deployment,
-                        util_floor=defaults.idle_util_floor if defaults else None,
-                        min_traffic_share=share,
-                    )
+            for info in deployment_infos(entry.model):
+                self.by_id[info.id] = info
 
     @cached_property
     def _k8s(self) -> dict[tuple[str, str], list[str]]:
         index: dict[tuple[str, str], list[str]] = {}
         for info in self.by_id.values():
-            for key, value in info.deployment.selectors.k8s_labels.items():
+            for key, value in info.selectors.k8s_labels.items():
                 index.setdefault((sanitize_label(key), value), []).append(info.id)
         return index
 
@@ -106,7 +131,7 @@ class DeploymentIndex:
     def _resource_ids(self) -> dict[str, list[str]]:
         index: dict[str, list[str]] = {}
         for info in self.by_id.values():
-            for resource in info.deployment.selectors.focus_resource_ids:
+            for resource in info.selectors.focus_resource_ids:
                 index.setdefault(resource, []).append(info.id)
         return index
 
@@ -114,7 +139,7 @@ class DeploymentIndex:
     def _prometheus(self) -> list[tuple[str, list[tuple[str, re.Pattern[str]]]]]:
         out = []
         for info in self.by_id.values():
-            matchers = info.deployment.selectors.prometheus
+            matchers = info.selectors.prometheus
             if matchers:
                 out.append((info.id, [(k, re.compile(v)) for k, v in sorted(matchers.items())]))
         return out
@@ -134,7 +159,7 @@ class DeploymentIndex:
         candidates = {d for item in clean.items() for d in self._k8s.get(item, [])}
         matched = set()
         for dep_id in candidates:
-            selectors = self.by_id[dep_id].deployment.selectors.k8s_labels
+            selectors = self.by_id[dep_id].selectors.k8s_labels
             if all(clean.get(sanitize_label(k)) == v for k, v in selectors.items()):
                 matched.add(dep_id)
         if not matched:
@@ -144,7 +169,7 @@ class DeploymentIndex:
     def _focus_candidates(self, tags: dict[str, object]) -> list[str]:
         found = []
         for info in self.by_id.values():
-            wanted = info.deployment.selectors.focus_tags
+            wanted = info.selectors.focus_tags
             if wanted and all(tag_value(tags, k) == v for k, v in wanted.items()):
                 found.append(info.id)
         return found
@@ -168,7 +193,7 @@ class DeploymentIndex:
         """The k8s label key most deployments are selected by (the usual deployment label)."""
         counts: dict[str, int] = {}
         for info in self.by_id.values():
-            for key in info.deployment.selectors.k8s_labels:
+            for key in info.selectors.k8s_labels:
                 counts[key] = counts.get(key, 0) + 1
         if not counts:
             return None

@@ -35,6 +35,8 @@ from policy_engine.sources import FileSource
 if TYPE_CHECKING:
     import _csv
 
+    from policy_engine.residency.spread import Noted
+
 Sink = Callable[[ResidencyRecord], None]  # takes each record as it is read
 
 RESIDENCY_DIR = "residency"
@@ -635,14 +637,18 @@ def is_adapter_input(raw: bytes) -> bool:
 
 
 def load_residency(
-    files: FileSource, prefix: str = "", keep: Callable[[ResidencyRecord], bool] | None = None
+    files: FileSource,
+    prefix: str = "",
+    keep: Callable[[ResidencyRecord], bool] | None = None,
+    noted: Noted | None = None,
 ) -> list[ResidencyRecord]:
     """Every record of ``residency/**/*.jsonl|*.csv`` under a portfolio root.
 
     FOCUS exports kept there as adapter inputs (their header has ``ChargePeriodStart`` and
     ``BillingCurrency``) are not native files and are skipped. Raises ``InputErrors`` with every
     problem of every file. ``keep``: only the records it accepts are returned (every record is
-    still read and checked); the others are dropped as they are read.
+    still read and checked); the others are dropped as they are read. ``noted``: see
+    ``spread.read_spread``; left empty when the files could not all be read there.
     """
     records: list[ResidencyRecord] = []
     errors: list[InputError] = []
@@ -656,10 +662,12 @@ def load_residency(
     with paused_gc(lambda: len(records) > FREEZE_ABOVE):
         from policy_engine.residency.spread import read_spread  # (it reads with this module)
 
-        spread = read_spread(files, prefix, keep)  # large files on all cores, when all is well
+        spread = read_spread(files, prefix, keep, noted)  # large files on all cores, when all is well
         if spread is not None:
             records = spread
             return records
+        if noted is not None:
+            noted.clear()
         for path in files.list(RESIDENCY_DIR, SUFFIXES):
             _load_one(files, path, prefix + path, take, errors)
     errors.extend(checker.errors())

@@ -53,6 +53,8 @@ Runs = dict[tuple[str, ...], list[tuple[int, int]]]  # per group, windows joined
 Span = tuple[int, int, int, int, int]
 _Read = tuple[list[ResidencyRecord], Runs, str | None, list[Span]]
 _Cut = tuple[int, int, int]  # characters [start, end) of whole lines, and the first one's number
+# Per file read: its path, the key it is remembered by, and the ranges of it a ``Window`` keeps.
+Noted = list[tuple[str, str, list[_Cut]]]
 _INDEX = "residency-index:1"
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -64,9 +66,12 @@ _file: tuple[str, str, bool, list[_Cut]] | None = None
 _keep: Keep = None
 
 
-def read_spread(files: FileSource, prefix: str, keep: Keep) -> list[ResidencyRecord] | None:
+def read_spread(
+    files: FileSource, prefix: str, keep: Keep, noted: Noted | None = None
+) -> list[ResidencyRecord] | None:
     """The records of ``residency/`` that ``keep`` accepts, in file and line order; None when
-    anything is wrong (the caller then reads again in one process and reports every error)."""
+    anything is wrong (the caller then reads again in one process and reports every error).
+    ``noted`` gets what ``known_files`` would now give (a key "" for a file not remembered)."""
     kept: list[ResidencyRecord] = []
     runs: Runs = {}
     currencies: set[str] = set()
@@ -113,6 +118,8 @@ def read_spread(files: FileSource, prefix: str, keep: Keep) -> list[ResidencyRec
             file_runs = {key: _joined(windows) for key, windows in file_runs.items()}
             if index_key:
                 parsecache.store(index_key, (spans, file_runs, currency))
+        if noted is not None and isinstance(keep, Window):  # ("" for a file not remembered)
+            noted.append((path, index_key, _kept_ranges(spans, keep) if index_key else []))
         for key, joined in file_runs.items():
             runs.setdefault(key, []).extend(joined)
         if currency is not None:
@@ -120,6 +127,35 @@ def read_spread(files: FileSource, prefix: str, keep: Keep) -> list[ResidencyRec
     if len(currencies) > 1 or any(_overlap(joined) for joined in runs.values()):
         return None
     return kept
+
+
+def known_files(files: FileSource, keep: Window) -> Noted | None:
+    """Each file of ``residency/`` with the key it is remembered by and the ranges of it that
+    ``keep`` keeps; None unless every file is remembered valid (see the module's docstring).
+    The files are read and hashed on threads (both let other threads run)."""
+    from concurrent.futures import ThreadPoolExecutor  # only portfolios with residency pay for it
+
+    def key_of(path: str) -> str:
+        raw = files.read(path)
+        if raw is None or (path.endswith(".csv") and is_adapter_input(raw)):
+            return "-"  # not a native file: read by nobody
+        return _index_key(raw) if not (path.endswith(".csv") and b'"' in raw) else ""
+
+    paths = files.list(RESIDENCY_DIR, SUFFIXES)
+    try:
+        with ThreadPoolExecutor(_workers()) as pool:
+            keys = list(pool.map(key_of, paths))
+    except PermissionError:
+        return None
+    noted: Noted = []
+    for path, index_key in zip(paths, keys, strict=True):
+        if index_key == "-":
+            continue
+        known = _known(index_key)
+        if known is None:
+            return None
+        noted.append((path, index_key, _kept_ranges(known[0], keep)))
+    return noted
 
 
 def _index_key(raw: bytes) -> str:
