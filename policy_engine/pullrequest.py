@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from policy_engine.commands.check import CheckOptions, Inputs, build_check_report, load_all, load_measured
+from policy_engine.commands.check import CheckOptions, Inputs, build_check_report, load_all
 from policy_engine.engine import Facts
 from policy_engine.errors import ExitCode, InputError, InputErrors, UsageError, printable
 from policy_engine.factcache import cached_material
@@ -199,7 +199,8 @@ def _pull_request_report(
             merged,
             _base_policy_sources(options, session, base),
             # In-repo residency files judge the change too: read them from the base.
-            residency=lambda: load_measured(base_files, session.prefix),
+            residency_files=(base_files, session.prefix),
+            also_measured=lambda: [sides["base"]],  # (the base's report measures them too)
         ),
     )
     base_pf, head_pf = sides["base"], sides["head"]

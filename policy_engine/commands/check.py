@@ -33,7 +33,7 @@ from policy_engine.targets import build_targets
 from policy_engine.waivers import LedgerRules
 
 if TYPE_CHECKING:
-    from policy_engine.residency.remembered import CheckMeasured
+    from policy_engine.residency.remembered import Remembered
 
 BackendChoice = Literal["auto", "cpp", "python"]
 
@@ -87,10 +87,9 @@ class Loaded:
     backend: Backend
     matchers: dict[str, Any] = field(default_factory=dict)
     residency: list[Any] | None = None  # native residency records, when the portfolio has some
-    # Their measured facts, when a run on the same inputs remembered them (then no record is
-    # read); else the key to remember them by, once measured (see ``residency.remembered``).
-    measured: CheckMeasured | None = None
-    measured_key: str | None = None
+    # The files they come from, and the measured facts found remembered for them; when the
+    # facts of every portfolio to measure were found, no record was read (``residency`` None).
+    remembered: Remembered | None = None
 
 
 def policy_sources(options: LoadOptions) -> list[PolicySource]:
@@ -120,6 +119,10 @@ class Inputs:
     portfolio: Callable[[], Portfolio]
     policy_sources: list[PolicySource]
     residency: Callable[[], list[Any] | None] | None = None
+    # Or the residency files to read as of ``LoadOptions.measured_as_of``, with their display
+    # prefix; and the portfolios besides the loaded one whose facts will be measured.
+    residency_files: tuple[FileSource, str] | None = None
+    also_measured: Callable[[], list[Portfolio]] = list
 
 
 def load_all(options: LoadOptions, inputs: Inputs | None = None) -> Loaded:
@@ -161,23 +164,27 @@ def load_all(options: LoadOptions, inputs: Inputs | None = None) -> Loaded:
     except InputErrors as exc:
         errors.extend(exc.errors)
     matchers = _compile_matchers(portfolio, backend, errors) if portfolio is not None else {}
-    residency = measured = measured_key = None
+    residency = remembered = None
     try:
-        if inputs is None:
-            files, prefix = DirectorySource(options.path), display_prefix(options.path)
-            if options.measured_as_of is not None and portfolio is not None:
-                residency, measured, measured_key = _remembered_or_read(
-                    files, prefix, options.measured_as_of, portfolio
-                )
-            else:
-                residency = load_measured(files, prefix, options.measured_as_of)
-        elif inputs.residency is not None:
+        if inputs is not None and inputs.residency is not None:
             residency = inputs.residency()
+        elif inputs is None or inputs.residency_files is not None:
+            files, prefix = (
+                inputs.residency_files
+                if inputs is not None and inputs.residency_files is not None
+                else (DirectorySource(options.path), display_prefix(options.path))
+            )
+            as_of = options.measured_as_of
+            if as_of is not None and portfolio is not None:
+                measured = [portfolio, *(inputs.also_measured() if inputs is not None else [])]
+                residency, remembered = _remembered_or_read(files, prefix, as_of, measured)
+            else:
+                residency = load_measured(files, prefix, as_of)
     except InputErrors as exc:
         errors.extend(exc.errors)
     if errors or portfolio is None:
         raise InputErrors(errors)
-    return Loaded(portfolio, compiled, overrides, backend, matchers, residency, measured, measured_key)
+    return Loaded(portfolio, compiled, overrides, backend, matchers, residency, remembered)
 
 
 def load_measured(files: FileSource, prefix: str, as_of: datetime | None = None) -> list[Any] | None:
@@ -192,41 +199,52 @@ def load_measured(files: FileSource, prefix: str, as_of: datetime | None = None)
 
 
 def _remembered_or_read(
-    files: FileSource, prefix: str, as_of: datetime, portfolio: Portfolio
-) -> tuple[list[Any] | None, CheckMeasured | None, str | None]:
-    """``load_measured``, unless the measured facts as of ``as_of`` are remembered: (records,
-    facts found, key to remember the facts by)."""
+    files: FileSource, prefix: str, as_of: datetime, portfolios: list[Portfolio]
+) -> tuple[list[Any] | None, Remembered | None]:
+    """``load_measured``, unless the measured facts of every one of ``portfolios`` as of
+    ``as_of`` are remembered: the records (None when all are), and the files they come from."""
     from policy_engine import parsecache
 
     if not parsecache.enabled() or not files.list("residency", (".jsonl", ".csv")):
-        return load_measured(files, prefix, as_of), None, None
+        return load_measured(files, prefix, as_of), None
     from policy_engine.residency.aggregate import in_window
     from policy_engine.residency.native import load_residency
-    from policy_engine.residency.remembered import known_measured, measured_key
+    from policy_engine.residency.remembered import Remembered
     from policy_engine.residency.spread import Noted, known_files
 
     window = in_window(as_of)
-    found = known_measured(measured_key(portfolio, known_files(files, window)))
-    if found is not None:
-        return None, found, None
+
+    def read(noted: Noted) -> list[Any]:
+        return load_residency(files, prefix, window, noted)
+
+    known = known_files(files, window)
+    if known is not None:
+        remembered = Remembered(known, lambda: read([]))
+        if remembered.find(portfolios):
+            return None, remembered
     noted: Noted = []
-    records = load_residency(files, prefix, window, noted)
-    return records, None, measured_key(portfolio, noted)
+    records = read(noted)
+    return records, Remembered(noted, lambda: records)
 
 
 def with_measured(facts: Facts | None, loaded: Loaded, as_of: datetime) -> Facts | None:
     """Join the portfolio's residency records unless the caller already supplied measured facts."""
     if facts is not None and (facts.measured or "measured" in facts.available):
         return facts
-    measured = loaded.measured
+    remembered = loaded.remembered
+    measured = remembered.of(loaded.portfolio) if remembered is not None else None
     if measured is None:
-        if loaded.residency is None:
+        records = loaded.residency
+        if records is None and remembered is not None:
+            records = remembered.read()  # (a portfolio whose facts ``load_all`` did not look up)
+        if records is None:
             return facts
         from policy_engine.residency.aggregate import measure
         from policy_engine.residency.remembered import CheckMeasured, remember_measured
 
-        measured = CheckMeasured.of(measure(loaded.portfolio, loaded.residency, as_of))
-        remember_measured(loaded.measured_key, measured)
+        measured = CheckMeasured.of(measure(loaded.portfolio, records, as_of))
+        if remembered is not None:
+            remember_measured(remembered.key(loaded.portfolio), measured)
     facts = facts or Facts()
     extra = dict(facts.extra)
     unknown = measured.unknown
@@ -325,14 +343,16 @@ def build_check_report(
 
 
 def run_check(options: CheckOptions) -> int:
+    # Measured facts cover the last 30 days: older records are read, checked and dropped.
+    options = dataclasses.replace(
+        options, load=dataclasses.replace(options.load, measured_as_of=options.as_of)
+    )
     if options.git.active:
         from policy_engine.pullrequest import git_check_report  # GitPython only when asked for
 
         report = git_check_report(options)
     else:
-        # Measured facts cover the last 30 days: older records are read, checked and dropped.
-        load = dataclasses.replace(options.load, measured_as_of=options.as_of)
-        report = build_check_report(options, load_all(load), release=True)
+        report = build_check_report(options, load_all(options.load), release=True)
     emit(report, options.outputs, color=options.color, step_summary=options.step_summary)
     return report.summary.exit_code
 

@@ -29,8 +29,11 @@ from typing import TYPE_CHECKING, Any
 from policy_engine import parsecache
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from policy_engine.loading import Portfolio
     from policy_engine.residency.aggregate import Measured
+    from policy_engine.residency.records import ResidencyRecord
     from policy_engine.residency.spread import Noted
 
 _MODE = "check-measured:1"
@@ -52,6 +55,35 @@ class CheckMeasured:
             for deployment, info in sorted(measured.unknown_deployments().items())
         ]
         return cls(measured.by_target, unknown)
+
+
+class Remembered:
+    """The residency files a run's records come from (``noted``), the facts found remembered
+    for them when the run was loaded (by key), and how to read the records (``read``: for a
+    portfolio whose facts were not looked up then)."""
+
+    def __init__(self, noted: Noted, read: Callable[[], list[ResidencyRecord]]) -> None:
+        self.noted = noted
+        self.read = read
+        self.found: dict[str, CheckMeasured] = {}
+
+    def key(self, portfolio: Portfolio) -> str | None:
+        return measured_key(portfolio, self.noted)
+
+    def find(self, portfolios: list[Portfolio]) -> bool:
+        """Look up the facts of each of ``portfolios``; whether all are remembered."""
+        for portfolio in portfolios:
+            key = self.key(portfolio)
+            found = known_measured(key)
+            if key is None or found is None:
+                return False
+            self.found[key] = found
+        return True
+
+    def of(self, portfolio: Portfolio) -> CheckMeasured | None:
+        """The facts of ``portfolio`` found when the run was loaded."""
+        key = self.key(portfolio)
+        return self.found.get(key) if key is not None else None
 
 
 def measured_key(portfolio: Portfolio, noted: Noted | None) -> str | None:

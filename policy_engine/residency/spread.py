@@ -132,25 +132,27 @@ def read_spread(
 def known_files(files: FileSource, keep: Window) -> Noted | None:
     """Each file of ``residency/`` with the key it is remembered by and the ranges of it that
     ``keep`` keeps; None unless every file is remembered valid (see the module's docstring).
-    The files are read and hashed on threads (both let other threads run)."""
-    from concurrent.futures import ThreadPoolExecutor  # only portfolios with residency pay for it
+    Files are read here, one at a time (a git tree's reader serves one thread), and hashed on
+    other threads meanwhile (hashing lets other threads run)."""
+    from concurrent.futures import Future, ThreadPoolExecutor  # only portfolios with residency pay
 
-    def key_of(path: str) -> str:
-        raw = files.read(path)
-        if raw is None or (path.endswith(".csv") and is_adapter_input(raw)):
-            return "-"  # not a native file: read by nobody
-        return _index_key(raw) if not (path.endswith(".csv") and b'"' in raw) else ""
-
-    paths = files.list(RESIDENCY_DIR, SUFFIXES)
-    try:
-        with ThreadPoolExecutor(_workers()) as pool:
-            keys = list(pool.map(key_of, paths))
-    except PermissionError:
-        return None
+    hashed: list[tuple[str, Future[str] | None]] = []
+    with ThreadPoolExecutor(_workers()) as pool:
+        for path in files.list(RESIDENCY_DIR, SUFFIXES):
+            try:
+                raw = files.read(path)
+            except PermissionError:
+                return None
+            if raw is None or (path.endswith(".csv") and is_adapter_input(raw)):
+                continue  # not a native file: read by nobody
+            if path.endswith(".csv") and b'"' in raw:
+                hashed.append((path, None))  # its lines are not its records: never remembered
+            else:
+                hashed.append((path, pool.submit(_index_key, raw)))
+            del raw
+        keys = [(path, future.result() if future is not None else "") for path, future in hashed]
     noted: Noted = []
-    for path, index_key in zip(paths, keys, strict=True):
-        if index_key == "-":
-            continue
+    for path, index_key in keys:
         known = _known(index_key)
         if known is None:
             return None

@@ -6,11 +6,14 @@ currency) measures again; changes it does not read keep the facts."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -57,6 +60,13 @@ def _check(root: Path, as_of: datetime = AS_OF) -> tuple[str, Loaded]:
     return json.dumps(facts.measured, sort_keys=True) + report, loaded
 
 
+def _found(loaded: Loaded) -> dict[str, Any] | None:
+    """The measured facts the run found remembered (per target), if it did."""
+    remembered = loaded.remembered
+    found = remembered.of(loaded.portfolio) if remembered is not None else None
+    return found.by_target if found is not None else None
+
+
 def _measured_afresh(root: Path, cache: Path, as_of: datetime = AS_OF) -> str:
     """The report with nothing cached at all."""
     parsecache.configure(None)
@@ -64,8 +74,7 @@ def _measured_afresh(root: Path, cache: Path, as_of: datetime = AS_OF) -> str:
         report, loaded = _check(root, as_of)
     finally:
         parsecache.configure(cache)
-    assert loaded.measured is None
-    assert loaded.measured_key is None
+    assert loaded.remembered is None
     return report
 
 
@@ -100,9 +109,10 @@ def test_a_run_on_unchanged_inputs_reads_no_record(
     portfolio: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first, loaded = _check(portfolio)
-    assert loaded.measured is None
+    assert not _found(loaded)
     assert loaded.residency
-    assert loaded.measured_key
+    assert loaded.remembered is not None
+    assert loaded.remembered.key(loaded.portfolio)
     next_run(cache)
 
     def never(*args: object, **kwargs: object) -> None:
@@ -112,9 +122,9 @@ def test_a_run_on_unchanged_inputs_reads_no_record(
         patch.setattr(native, "parse_csv", never)
         patch.setattr(native, "parse_jsonl", never)
         again, loaded = _check(portfolio)
-    assert loaded.measured is not None
+    assert _found(loaded)
     assert loaded.residency is None
-    assert loaded.measured.by_target["portfolio"]["cost"] > 0
+    assert _found(loaded)["portfolio"]["cost"] > 0
     assert again == first == _measured_afresh(portfolio, cache)
 
 
@@ -157,13 +167,13 @@ def test_a_change_the_aggregation_reads_measures_again(portfolio: Path, cache: P
     next_run(cache)
     MEASURED_AGAIN[change](portfolio)
     after, loaded = _check(portfolio)
-    assert loaded.measured is None, "the facts of other inputs were taken"
+    assert not _found(loaded), "the facts of other inputs were taken"
     assert after == _measured_afresh(portfolio, cache)
     if change in CHANGED_REPORT:  # (the others leave these records' facts as they were)
         assert after != before
     next_run(cache)
     again, loaded = _check(portfolio)
-    assert loaded.measured is not None
+    assert _found(loaded)
     assert again == after
 
 
@@ -172,7 +182,7 @@ def test_the_window_keeping_other_records_measures_again(portfolio: Path, cache:
     next_run(cache)
     later = AS_OF + timedelta(days=1)
     report, loaded = _check(portfolio, later)
-    assert loaded.measured is None
+    assert not _found(loaded)
     assert report == _measured_afresh(portfolio, cache, later)
 
 
@@ -192,7 +202,7 @@ def test_a_change_the_aggregation_does_not_read_keeps_the_facts(
     next_run(cache)
     _edit_model(portfolio, change)
     report, loaded = _check(portfolio)
-    assert loaded.measured is not None
+    assert _found(loaded)
     assert report == _measured_afresh(portfolio, cache)
 
 
@@ -201,7 +211,7 @@ def test_a_later_instant_keeping_the_same_records_finds_the_facts(portfolio: Pat
     next_run(cache)
     later = AS_OF + timedelta(hours=12)  # daily records: the window keeps the same days
     report, loaded = _check(portfolio, later)
-    assert loaded.measured is not None
+    assert _found(loaded)
     assert report == _measured_afresh(portfolio, cache, later)
 
 
@@ -230,3 +240,58 @@ def test_a_broken_file_is_reported_not_hidden_by_remembered_facts(portfolio: Pat
     [error] = raised.value.errors
     assert (error.file, error.line) == ("residency/" + path.name, 2)
     assert error.json_path == "$.cost.currency"
+
+
+def _git(root: Path, *args: str) -> None:
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+        cwd=root,
+        check=True,
+        capture_output=True,
+    )
+
+
+# The CLI in a fresh process, as pull-request mode runs; with ``no_reads``, reading any
+# residency file fails it. (In this test process, ``import git`` finds the tests' own package.)
+_DRIVER = """
+import sys
+from policy_engine import cli
+from policy_engine.residency import native
+if sys.argv.pop(1) == "no-reads":
+    def never(*args, **kwargs):
+        raise SystemExit("a residency file was read again")
+    native.parse_csv = native.parse_jsonl = never
+cli.main()
+"""
+
+
+def _pull_request(root: Path, cache: Path | None, *, no_reads: bool = False) -> str:
+    out = root.parent / "pull-request.json"
+    env = {**os.environ, "POLICY_ENGINE_CACHE_DIR": str(cache)} if cache else {**os.environ}
+    args = ["check", str(root), "--base", "main", "--as-of", "2026-03-01T06:00:00Z"]
+    args += ["--format", "json", "--output", str(out)] + ([] if cache else ["--no-cache"])
+    done = subprocess.run(
+        [sys.executable, "-c", _DRIVER, "no-reads" if no_reads else "reads", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 1, done.stderr  # (failing findings, no error)
+    return out.read_text(encoding="utf-8")
+
+
+def test_pull_request_mode_remembers_the_base_and_the_head_facts(portfolio: Path, tmp_path: Path) -> None:
+    """The base's report and the head's measure the base's residency files against different
+    portfolios (here the head makes a version a shadow): each is remembered by its own."""
+    _git(portfolio, "init", "-q", "-b", "main")
+    _git(portfolio, "add", "-A")
+    _git(portfolio, "commit", "-qm", "base")
+    _git(portfolio, "checkout", "-qb", "feature")
+    _edit_model(portfolio, _stage)
+    _git(portfolio, "commit", "-qam", "a version becomes a shadow")
+    cache = tmp_path / "cli-cache"
+    first = _pull_request(portfolio, cache)
+    assert _pull_request(portfolio, cache, no_reads=True) == first
+    assert _pull_request(portfolio, None) == first
