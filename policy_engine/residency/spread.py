@@ -14,7 +14,8 @@ its bytes and by this code): its runs, its currency, and where each run of lines
 share one window lies in it. When the caller keeps only a ``Window`` of time, a later run with
 the same file reads again only the lines whose windows it keeps (with a 30-day window over
 monthly files, the last month or two), with the same reader; what spans files is checked
-with the remembered runs.
+with the remembered runs. ``known_files`` says, without reading any record, whether every file
+is remembered and which of its lines a window keeps: what ``remembered`` keys measured facts by.
 """
 
 from __future__ import annotations
@@ -75,16 +76,12 @@ def read_spread(
     kept: list[ResidencyRecord] = []
     runs: Runs = {}
     currencies: set[str] = set()
-    for path in files.list(RESIDENCY_DIR, SUFFIXES):
-        try:
-            raw = files.read(path)
-        except PermissionError:
+    for found in _native_files(files):
+        if found is None:
             return None
-        if raw is None or (path.endswith(".csv") and is_adapter_input(raw)):
-            continue
+        path, raw = found
         is_csv = path.endswith(".csv")
-        # A quoted CSV cell may hold a newline: such a file's lines are not its records.
-        index_key = _index_key(raw) if not (is_csv and b'"' in raw) else ""
+        index_key = _index_key(raw) if _rememberable(path, raw) else ""
         known = _known(index_key) if isinstance(keep, Window) else None
         ranges = _kept_ranges(known[0], keep) if known is not None and isinstance(keep, Window) else None
         try:
@@ -138,18 +135,12 @@ def known_files(files: FileSource, keep: Window) -> Noted | None:
 
     hashed: list[tuple[str, Future[str] | None]] = []
     with ThreadPoolExecutor(_workers()) as pool:
-        for path in files.list(RESIDENCY_DIR, SUFFIXES):
-            try:
-                raw = files.read(path)
-            except PermissionError:
+        for found in _native_files(files):
+            if found is None:
                 return None
-            if raw is None or (path.endswith(".csv") and is_adapter_input(raw)):
-                continue  # not a native file: read by nobody
-            if path.endswith(".csv") and b'"' in raw:
-                hashed.append((path, None))  # its lines are not its records: never remembered
-            else:
-                hashed.append((path, pool.submit(_index_key, raw)))
-            del raw
+            path, raw = found
+            hashed.append((path, pool.submit(_index_key, raw) if _rememberable(path, raw) else None))
+            del found, raw
         keys = [(path, future.result() if future is not None else "") for path, future in hashed]
     noted: Noted = []
     for path, index_key in keys:
@@ -158,6 +149,24 @@ def known_files(files: FileSource, keep: Window) -> Noted | None:
             return None
         noted.append((path, index_key, _kept_ranges(known[0], keep)))
     return noted
+
+
+def _native_files(files: FileSource) -> Iterator[tuple[str, bytes] | None]:
+    """Each native file of ``residency/`` (FOCUS exports kept there as adapter inputs are not)
+    with its bytes; None for a file that may not be read."""
+    for path in files.list(RESIDENCY_DIR, SUFFIXES):
+        try:
+            raw = files.read(path)
+        except PermissionError:
+            yield None
+            return
+        if raw is not None and not (path.endswith(".csv") and is_adapter_input(raw)):
+            yield path, raw
+
+
+def _rememberable(path: str, raw: bytes) -> bool:
+    """A quoted CSV cell may hold a newline: such a file's lines are not its records."""
+    return not (path.endswith(".csv") and b'"' in raw)
 
 
 def _index_key(raw: bytes) -> str:
