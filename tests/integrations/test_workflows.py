@@ -138,3 +138,28 @@ def test_readme_pre_commit_config_names_the_published_hooks() -> None:
     config = yaml.safe_load(FENCED_YAML.findall(_readme_section("pre-commit"))[0])
     (repo,) = config["repos"]
     assert {hook["id"] for hook in repo["hooks"]} == published
+
+
+def test_documented_cache_step_is_clean(tmp_path: Path) -> None:
+    """The guide's cache step, in a workflow before the action's check: actionlint accepts it,
+    and it caches where the CLI keeps its cache by default, keyed by the portfolio's files."""
+    blocks = FENCED_YAML.findall(GUIDE.read_text(encoding="utf-8"))
+    (step,) = [s for b in blocks if isinstance(s := yaml.safe_load(b), list) and len(s) == 1]
+    [cache] = step
+    assert cache["uses"].startswith("actions/cache@")
+    assert cache["with"]["path"] == "~/.cache/policy-engine"  # cli: $XDG_CACHE_HOME/policy-engine
+    assert "hashFiles('portfolio.yaml', 'models/**', 'residency/**'" in cache["with"]["key"]
+    workflow = {
+        "name": "cache",
+        "on": {"pull_request": None},
+        "jobs": {
+            "policy": {
+                "runs-on": "ubuntu-latest",
+                "steps": [{"uses": "actions/checkout@v4"}, cache, {"uses": "./"}],
+            }
+        },
+    }
+    path = tmp_path / "cache.yml"
+    path.write_text(yaml.safe_dump(workflow, sort_keys=False), encoding="utf-8")
+    result = actionlint(path)
+    assert result.returncode == 0, result.stdout + result.stderr
