@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from itertools import pairwise
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from policy_engine import parsecache
 from policy_engine.models.types import shared_fields_set
@@ -43,6 +43,9 @@ from policy_engine.residency.native import (
 )
 from policy_engine.residency.records import Cost, ResidencyRecord, Window
 from policy_engine.sources import FileSource
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future, ThreadPoolExecutor
 
 SPREAD_FROM = 8 * 2**20  # bytes of one file; smaller files are read here, as before
 PARTS_PER_WORKER = 8  # many parts, taken by whichever worker is free, keep all busy
@@ -129,21 +132,32 @@ def read_spread(
 def known_files(files: FileSource, keep: Window) -> Noted | None:
     """Each file of ``residency/`` with the key it is remembered by and the ranges of it that
     ``keep`` keeps; None unless every file is remembered valid (see the module's docstring).
-    Files are read here, one at a time (a git tree's reader serves one thread), and hashed on
-    other threads meanwhile (hashing lets other threads run)."""
-    from concurrent.futures import Future, ThreadPoolExecutor  # only portfolios with residency pay
-
-    hashed: list[tuple[str, Future[str] | None]] = []
-    with ThreadPoolExecutor(_workers()) as pool:
+    Files are read here, one at a time (a git tree's reader serves one thread); large ones are
+    hashed on other threads meanwhile (hashing lets other threads run)."""
+    keys: list[tuple[str, str | Future[str]]] = []
+    pool: ThreadPoolExecutor | None = None
+    try:
         for found in _native_files(files):
             if found is None:
                 return None
             path, raw = found
-            hashed.append((path, pool.submit(_index_key, raw) if _rememberable(path, raw) else None))
+            if not _rememberable(path, raw):
+                keys.append((path, ""))
+            elif len(raw) < SPREAD_FROM:
+                keys.append((path, _index_key(raw)))
+            else:
+                if pool is None:
+                    from concurrent.futures import ThreadPoolExecutor  # only large histories pay
+
+                    pool = ThreadPoolExecutor(_workers())
+                keys.append((path, pool.submit(_index_key, raw)))
             del found, raw
-        keys = [(path, future.result() if future is not None else "") for path, future in hashed]
+    finally:
+        if pool is not None:
+            pool.shutdown()
     noted: Noted = []
-    for path, index_key in keys:
+    for path, key in keys:
+        index_key = key if isinstance(key, str) else key.result()
         known = _known(index_key)
         if known is None:
             return None
