@@ -119,7 +119,8 @@ def _code() -> str:
     """A fingerprint of the code that reads, checks, joins and aggregates the records."""
     import pydantic
 
+    from policy_engine.models import types
     from policy_engine.residency import aggregate, join, native, records, rows, spread
 
-    modules = (aggregate, join, native, records, rows, spread, sys.modules[__name__])
+    modules = (aggregate, join, native, records, rows, spread, types, sys.modules[__name__])
     return parsecache.code_fingerprint(modules, pydantic.VERSION)

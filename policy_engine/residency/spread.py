@@ -30,6 +30,7 @@ from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
 from policy_engine import parsecache
+from policy_engine.models import types
 from policy_engine.models.types import shared_fields_set
 from policy_engine.parallel import can_fork, fork_pool
 from policy_engine.residency import native, records, rows
@@ -202,7 +203,8 @@ def _code() -> str:
     """A fingerprint of the code that reads and checks a file and says what it remembers."""
     import pydantic
 
-    return parsecache.code_fingerprint((native, records, rows, sys.modules[__name__]), pydantic.VERSION)
+    modules = (native, records, rows, types, sys.modules[__name__])  # types: timestamps, field sets
+    return parsecache.code_fingerprint(modules, pydantic.VERSION)
 
 
 def _kept_ranges(spans: list[Span], keep: Window) -> list[_Cut]:
