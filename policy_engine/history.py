@@ -12,11 +12,15 @@ sign-off, which ``git`` sign-off verification needs.
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
+from policy_engine import parsecache, yamlsource
 from policy_engine.gitrepo import CommitInfo, LogEntry
+from policy_engine.models import types
 from policy_engine.models.types import format_timestamp, parse_timestamp
 from policy_engine.yamlsource import load_plain
 
@@ -116,10 +120,18 @@ class Summaries:
     def __call__(self, blob: str) -> ModelSummary | None:
         if blob in self._cache:
             return self._cache[blob]
-        self.parsed += 1
-        raw = self._read(blob)
-        data = self._assemble(raw)
-        summary = summarize(data if data is not None else load_plain(raw))
+        # A blob id names its content: a summary an earlier run made of it is never stale.
+        key = parsecache.key(blob.encode(), f"{_SUMMARY}:{_code()}") if parsecache.enabled() else ""
+        found = parsecache.lookup(key) if key else None
+        if isinstance(found, tuple) and len(found) == 1:
+            summary = _summary_from_plain(found[0])
+        else:
+            self.parsed += 1
+            raw = self._read(blob)
+            data = self._assemble(raw)
+            summary = summarize(data if data is not None else load_plain(raw))
+            if key:
+                parsecache.store(key, (_summary_to_plain(summary),))
         self._cache[blob] = summary
         return summary
 
@@ -147,6 +159,26 @@ class Summaries:
                 return None
             versions.append(parsed[0])
         return {**top, "versions": versions}
+
+
+_SUMMARY = "history-summary:1"
+
+
+@cache
+def _code() -> str:
+    """A fingerprint of the code that summarises a model file."""
+    return parsecache.code_fingerprint((sys.modules[__name__], types, yamlsource))
+
+
+def _summary_to_plain(summary: ModelSummary | None) -> Any:
+    return None if summary is None else (summary.model_id, summary.stages, summary.signoffs)
+
+
+def _summary_from_plain(value: Any) -> ModelSummary | None:
+    if value is None:
+        return None
+    model_id, stages, signoffs = value
+    return ModelSummary(model_id, stages, tuple(tuple(signoff) for signoff in signoffs))
 
 
 _VERSIONS_KEY = re.compile(r"versions:[ \t]*(#.*)?\r?\n?")

@@ -385,6 +385,14 @@ def target_changes(
         for vid in versions_before.keys() | versions_after.keys()
     }
     every = {t.id: t for t in (*base_targets.all(), *head_targets.all())}
+    # A model's and the portfolio's delta: sums over their versions, in version id order (one
+    # pass, not one pass over every version per model target: 10,000 versions took 10 s).
+    model_delta: dict[str, float] = {}
+    portfolio_delta = 0.0
+    for version_id in sorted(delta):
+        of_model = version_id.partition("@")[0]
+        model_delta[of_model] = model_delta.get(of_model, 0.0) + delta[version_id]
+        portfolio_delta += delta[version_id]
 
     old: dict[str, dict[str, Any]] = {}
     change: dict[str, dict[str, Any]] = {}
@@ -400,9 +408,9 @@ def target_changes(
             kind = "modified" if a != b else "unchanged"
         vid = f"{target.model}@{target.version}" if target.version is not None else None
         if target.scope == "portfolio":
-            monthly = sum(delta.values())
+            monthly = portfolio_delta
         elif target.scope == "model":
-            monthly = sum(v for k, v in delta.items() if k.partition("@")[0] == target_id)
+            monthly = model_delta.get(target_id, 0.0)
         elif target.scope == "deployment":
             monthly = _floor(after.get(target_id)) - _floor(before.get(target_id))
         elif vid is not None:

@@ -9,6 +9,7 @@ import yaml
 
 from policy_engine.gitrepo import CommitInfo, FileChange, LogEntry
 from policy_engine.history import Summaries, overlay, split_versions, stage_history
+from tests.conftest import next_run
 from tests.git.conftest import REPO_ROOT
 
 MODEL_FILES = sorted((REPO_ROOT / "examples" / "acme-portfolio" / "models").glob("*.yaml"))
@@ -73,3 +74,26 @@ def test_stage_walk_follows_models_across_files_and_gaps() -> None:
     current = overlay(final, {("m", "1"): "deprecated", ("m", "2"): "proposed"}, now)
     assert (current[("m", "1")].stage_since, current[("m", "1")].stage_since_commit) == (now, "")
     assert current[("m", "2")].first_seen == now
+
+
+def test_summaries_are_remembered_by_blob_id(cache: Path) -> None:
+    """A blob id names its content: a later run takes its summary from the parse cache and
+    never reads the blob again; a blob that is not a model file is remembered as such too."""
+    model = MODEL_FILES[0].read_bytes()
+    blobs = {"a" * 40: model, "b" * 40: b"not: [a model"}
+    reads: list[str] = []
+
+    def read(blob: str) -> bytes:
+        reads.append(blob)
+        return blobs[blob]
+
+    first = Summaries(read)
+    made = [first("a" * 40), first("b" * 40)]
+    assert made[0] is not None
+    assert made[1] is None
+    assert first.parsed == 2
+    next_run(cache)
+    again = Summaries(read)
+    assert [again("a" * 40), again("b" * 40)] == made
+    assert again.parsed == 0
+    assert reads == ["a" * 40, "b" * 40]
