@@ -235,10 +235,12 @@ def _pull_request_report(
         extra=signoff_fields(base_targets, verdicts(base_pf, evidence), mode),
         available=frozenset({"history"}),
     )
-    at_base = build_check_report(dataclasses.replace(options, show_all=False), base_loaded, base_facts)
+    at_base = build_check_report(
+        dataclasses.replace(options, show_all=False), base_loaded, base_facts, targets=base_targets
+    )
     present = {f.fingerprint for f in at_base.findings if f.status in _PRESENT}
     touched = {target for target, facts in change.items() if facts["kind"] != "unchanged"}
-    report = build_check_report(options, loaded, head_facts)
+    report = build_check_report(options, loaded, head_facts, targets=head_targets)
     return mark_pre_existing(
         report,
         present,

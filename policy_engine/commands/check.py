@@ -29,7 +29,7 @@ from policy_engine.policies import (
 )
 from policy_engine.report import build_report
 from policy_engine.sources import DirectorySource, FileSource, display_prefix, repo_root_of
-from policy_engine.targets import build_targets
+from policy_engine.targets import TargetSet, build_targets
 from policy_engine.waivers import LedgerRules
 
 if TYPE_CHECKING:
@@ -311,16 +311,23 @@ def ledger_rules(loaded: Loaded, context: Context) -> LedgerRules:
 
 
 def build_check_report(
-    options: CheckOptions, loaded: Loaded, facts: Facts | None = None, *, release: bool = False
+    options: CheckOptions,
+    loaded: Loaded,
+    facts: Facts | None = None,
+    *,
+    release: bool = False,
+    targets: TargetSet | None = None,
 ) -> Report:
     """Evaluate the loaded portfolio into a report. ``release``: the caller is done with
     ``loaded.portfolio.models`` (and the residency records): they are freed as soon as the
-    targets and measured facts are made from them."""
+    targets and measured facts are made from them. ``targets``: the portfolio's targets, when
+    the caller has made them already (else the workers make them as they evaluate)."""
     settings = Settings(options.as_of, options.context, options.fail_on, keep_all=options.show_all)
     facts = with_measured(facts, loaded, options.as_of)
     if release and loaded.residency:
         loaded.residency.clear()  # aggregated into ``facts``; the records themselves are done
-    targets = build_targets(loaded.portfolio, consume=release, defer=True, materials=cached_material)
+    if targets is None:
+        targets = build_targets(loaded.portfolio, consume=release, defer=True, materials=cached_material)
     outcome = evaluate(
         targets,
         loaded.policies,
