@@ -290,14 +290,25 @@ def _load_base(files: FileSource, session: Session, base: str) -> Portfolio:
 def merge(base: Portfolio, head: Portfolio) -> Portfolio:
     """Rules from the base, model versions from the head (matched by model id, not file)."""
     rules = {entry.model.id: entry.model for entry in base.models}
+    unchanged = unchanged_files(base, head)
     models = []
     for entry in head.models:
+        if entry.model.id in unchanged:
+            models.append(entry)  # its rules are the base's: it keeps its content's cached facts
+            continue
         old = rules.get(entry.model.id)
         model = entry.model
         if old is not None:
             model = model.model_copy(update={name: getattr(old, name) for name in RULE_FIELDS})
         models.append(ModelEntry(model, entry.source))
     return dataclasses.replace(base, models=models)
+
+
+def unchanged_files(base: Portfolio, head: Portfolio) -> set[str]:
+    """The models whose file has the same content at the base and at the head (a pull request
+    usually leaves all but a few as they are)."""
+    at_base = {entry.key for entry in base.models if entry.key}
+    return {entry.summary.model_id for entry in head.models if entry.key and entry.key in at_base}
 
 
 def _base_policy_sources(options: CheckOptions, session: Session, base: str) -> list[PolicySource]:
@@ -329,19 +340,25 @@ def _in_repo(session: Session, path: Path) -> str | None:
 # ---------------------------------------------------------------------------- old and change
 
 
-def _authored(portfolio: Portfolio) -> dict[str, Any]:
-    """Each target's content as authored (no defaults, no derived fields), by target id."""
+_SAME_FILE = "<the same file content at the base and at the head>"
+
+
+def _authored(portfolio: Portfolio, unchanged: set[str]) -> dict[str, Any]:
+    """Each target's content as authored (no defaults, no derived fields), by target id. The
+    targets of ``unchanged`` models (see ``unchanged_files``) are equal on both sides without
+    dumping them: they get ``_SAME_FILE``."""
     dump: dict[str, Any] = {"portfolio": _dump(portfolio.portfolio)}
     for entry in portfolio.models:
         model = entry.model
-        dump[model.id] = _dump(model)
+        authored = (lambda _: _SAME_FILE) if model.id in unchanged else _dump
+        dump[model.id] = authored(model)
         for version in model.versions:
             vid = f"{model.id}@{version.version}"
-            dump[vid] = _dump(version)
+            dump[vid] = authored(version)
             for deployment in version.deployments:
-                dump[f"{vid}/{deployment.id}"] = _dump(deployment)
+                dump[f"{vid}/{deployment.id}"] = authored(deployment)
             for signoff in version.signoffs:
-                dump[f"{vid}/signoff:{signoff.role}:{signoff.by}"] = _dump(signoff)
+                dump[f"{vid}/signoff:{signoff.role}:{signoff.by}"] = authored(signoff)
     for exception in portfolio.exceptions.exceptions:
         dump[f"exception:{exception.id}"] = _dump(exception)
     return dump
@@ -379,7 +396,8 @@ def target_changes(
 ) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
     """``old`` and ``change`` for every target at the head (and ``change`` for removed ones)."""
     before, after = _bindings(base_targets), _bindings(head_targets)
-    authored_before, authored_after = _authored(base), _authored(head)
+    unchanged = unchanged_files(base, head)
+    authored_before, authored_after = _authored(base, unchanged), _authored(head, unchanged)
     versions_before = {t.id: t.data["version"] for t in base_targets.by_scope.get("version", [])}
     versions_after = {t.id: t.data["version"] for t in head_targets.by_scope.get("version", [])}
     delta = {
