@@ -176,8 +176,8 @@ def load_all(options: LoadOptions, inputs: Inputs | None = None) -> Loaded:
             )
             as_of = options.measured_as_of
             if as_of is not None and portfolio is not None:
-                measured = [portfolio, *(inputs.also_measured() if inputs is not None else [])]
-                residency, remembered = _remembered_or_read(files, prefix, as_of, measured)
+                to_measure = [portfolio, *(inputs.also_measured() if inputs is not None else [])]
+                residency, remembered = _remembered_or_read(files, prefix, as_of, to_measure)
             else:
                 residency = load_measured(files, prefix, as_of)
     except InputErrors as exc:

@@ -44,9 +44,8 @@ class CheckMeasured:
     """What ``check`` takes of ``aggregate.Measured``."""
 
     by_target: dict[str, dict[str, Any]]
-    unknown: list[
-        dict[str, Any]
-    ]  # per deployment the records name but the portfolio lacks: id, records, cost
+    # Each deployment the records name that the portfolio lacks: its id, records and cost.
+    unknown: list[dict[str, Any]]
 
     @classmethod
     def of(cls, measured: Measured) -> CheckMeasured:
