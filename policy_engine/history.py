@@ -102,7 +102,8 @@ def summarize(data: Any) -> ModelSummary | None:
 
 
 class Summaries:
-    """Model-file summaries by blob id: each blob is read and summarised at most once.
+    """Model-file summaries by blob id: each blob is read and summarised at most once, and
+    with a parse cache at most once ever (a summary is remembered by its blob id).
 
     Consecutive versions of a model file differ in a few lines, so a file is parsed in pieces:
     the top level and each item of its ``versions:`` block separately, each piece cached by its
