@@ -124,7 +124,8 @@ def test_a_model_known_valid_is_validated_when_asked_for(portfolio: Path, cache:
 
 def test_a_merged_model_is_not_taken_for_its_file(portfolio: Path, cache: Path) -> None:
     """A pull request's merge keeps the head's file but the base's rules: its material is
-    made from the merged model, not read back under the file's content key."""
+    made from the merged model, not read back under the file's content key (a file with the
+    same content at both keeps its own entry)."""
     head = load_portfolio(DirectorySource(portfolio))
     build_targets(head, materials=cached_material)  # the head files' material, cached
     base_root = portfolio.parent / "base"
@@ -136,7 +137,12 @@ def test_a_merged_model_is_not_taken_for_its_file(portfolio: Path, cache: Path) 
         text.replace("answer_correctness, min: 0.82", "answer_correctness, min: 0.5"), encoding="utf-8"
     )
     merged = merge(load_portfolio(DirectorySource(base_root)), head)
-    assert all(isinstance(e, ModelEntry) and e.key == "" for e in merged.models)
+    for entry, own in zip(merged.models, head.models, strict=True):
+        assert isinstance(entry, ModelEntry)
+        if entry.model.id == "assistant-llm":
+            assert entry.key == ""  # the head's file with the base's rules: not its file's content
+        else:
+            assert entry is own  # the same content at both: the head's entry, cached facts kept
     cached = build_targets(merged, materials=cached_material).all()
     computed = build_targets(merged, materials=computed_material).all()
     assert _data(cached) == _data(computed)
