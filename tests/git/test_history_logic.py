@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
+from policy_engine import parsecache
 from policy_engine.gitrepo import CommitInfo, FileChange, LogEntry
 from policy_engine.history import Summaries, overlay, split_versions, stage_history
+from policy_engine.loading import load_portfolio
+from policy_engine.sources import DirectorySource
+from policy_engine.yamlsource import parse
 from tests.conftest import next_run
 from tests.git.conftest import REPO_ROOT
 
@@ -97,3 +102,31 @@ def test_summaries_are_remembered_by_blob_id(cache: Path) -> None:
     assert [again("a" * 40), again("b" * 40)] == made
     assert again.parsed == 0
     assert reads == ["a" * 40, "b" * 40]
+
+
+def test_a_loaded_files_parse_gives_the_summary_a_plain_parse_gives(tmp_path: Path, cache: Path) -> None:
+    """History takes a blob's value from the loader's cached parse of the same content when
+    there is one: every model file of the example and of a generated portfolio, and a file with
+    an integer version and an unquoted date, summarise exactly as ``load_plain`` makes them."""
+    sys.path.insert(0, str(REPO_ROOT / "bench"))
+    from generate import generate
+
+    generated = tmp_path / "generated"
+    generate(generated, 40, seed=3, residency_days=0)
+    roots = [REPO_ROOT / "examples" / "acme-portfolio", generated]
+    paths = [path for root in roots for path in sorted((root / "models").glob("*.yaml"))]
+    blobs = {f"{index:040x}": path.read_bytes() for index, path in enumerate(paths)}
+    odd = (
+        b"id: a\nversions:\n- version: 1\n  stage: canary\n"
+        b"  signoffs:\n  - {role: ml, by: x, at: 2025-01-02}\n"
+    )
+    blobs["f" * 40] = odd
+    parsecache.configure(None)
+    expected = {blob: Summaries(blobs.__getitem__)(blob) for blob in blobs}  # parsed as before
+    parsecache.configure(cache)
+    for root in roots:
+        load_portfolio(DirectorySource(root))  # the loader's parses, cached
+    parse(odd.decode(), "odd.yaml")
+    taken = Summaries(blobs.__getitem__)
+    assert {blob: taken(blob) for blob in blobs} == expected
+    assert taken.parsed == 0  # each one's value came from the loader's parse
